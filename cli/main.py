@@ -1,0 +1,197 @@
+"""The ``hs`` command group: thin commands over hsstore and analysis."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from hsstore import HsError, __version__
+
+
+class HsGroup(click.Group):
+    """Prints an HsError as one line (no traceback) and exits with status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HsError as exc:
+            click.echo(f"hs: error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("hs: interrupted; rerun the same command to resume", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=HsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="hs")
+def hs():
+    """Cached hidden states of transformers, and sentence embeddings made from them offline.
+
+    \b
+    Run the model once and store every layer of every token:
+      hs dump --model minilm --task stsb --task sts12 --out runs/minilm
+    Then recombine layers, pool tokens, post-process and evaluate on a CPU, without the model:
+      hs eval runs/minilm --task stsb --layers last --pool mean
+    Look inside a store:
+      hs info runs/minilm;  hs show runs/minilm stsb 0
+    """
+
+
+@hs.command()
+@click.option("--model", "-m", default="minilm", show_default=True,
+              help="Short name (minilm), local model directory, or Hugging Face hub name (e.g. bert-base-uncased).")
+@click.option("--task", "-t", "tasks", multiple=True, metavar="TASK",
+              help="Benchmark task whose texts to dump (repeatable; `hs tasks` lists them).")
+@click.option("--corpus-file", "files", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="Your own texts: one per line, or .csv/.tsv/.jsonl with --column (repeatable).")
+@click.option("--corpus-name", help="Corpus name for a single --corpus-file (default: the file's stem).")
+@click.option("--column", help="Column (CSV/TSV) or field (JSONL) holding the text [default: text].")
+@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of --corpus-file.")
+@click.option("--skip-empty", is_flag=True, help="Skip empty lines of --corpus-file instead of failing.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Store directory (created if missing).")
+@click.option("--layers", default="all", show_default=True,
+              help="Layers to store: all, last, or numbers and ranges like 0,6 or 1-3 (0 = embedding output).")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True,
+              help="Stored precision of the hidden states.")
+@click.option("--max-length", type=int, help="Truncate texts to this many tokens [default: the model's limit].")
+@click.option("--batch-tokens", type=int, default=8192, show_default=True,
+              help="Padded tokens per batch (batches are length-sorted); fixed per store.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
+              help="Autocast precision of the forward pass (auto: fp16 on CUDA, fp32 on CPU).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def dump(model, tasks, files, corpus_name, column, encoding, skip_empty, out, layers, dtype, max_length,
+         batch_tokens, device, precision, quiet):
+    """Run a model once over corpora and store every layer's hidden state of every token.
+
+    Resumable: if a dump is killed, run the same command again; it continues from the last
+    committed batch and ends with the same bytes as an uninterrupted run.
+
+    \b
+    Examples:
+      hs dump --task stsb --task sickr --out runs/minilm
+      hs dump --model bert-base-uncased --task wikitext2 --layers 0,12 --out runs/bert
+      hs dump --corpus-file my.txt --out runs/minilm
+    """
+    from hsstore.corpusfile import read_corpus_file
+    from hsstore.dump import CorpusSource, run_dump
+    from hsstore.tasks import get_task
+
+    if not tasks and not files:
+        raise HsError("nothing to dump: give --task TASK (see `hs tasks`) or --corpus-file FILE")
+    if corpus_name and len(files) != 1:
+        raise HsError("--corpus-name names a single --corpus-file")
+    sources = []
+    for name in tasks:
+        task = get_task(name)
+        sources.append(CorpusSource(task.id, task.texts(), {"task": task.id, "dataset": task.dataset,
+                                                            "splits": list(task.splits)}))
+    for f in files:
+        texts = read_corpus_file(f, column=column, encoding=encoding, skip_empty=skip_empty)
+        name = corpus_name or f.stem
+        if "/" in name or name.startswith("."):
+            raise HsError(f"corpus name {name!r} may not contain '/' or start with '.'; pass --corpus-name")
+        sources.append(CorpusSource(name, texts, {"file": str(f), "column": column}))
+    summary = run_dump(model, sources, out, layers, dtype, max_length, batch_tokens, device=device,
+                       precision=precision, progress=not quiet, log=lambda m: click.echo(m, err=True))
+    click.echo(f"stored {len(summary)} corpora in {out}")
+    _print_info(out)
+
+
+@hs.command()
+@click.option("--family", type=click.Choice(["sts", "classification", "pair-classification", "clustering", "corpus"]),
+              help="Only tasks of this family.")
+def tasks(family):
+    """List the benchmark tasks, with their data's rows, source and licence."""
+    from hsstore.tasks import TASKS
+
+    rows = [("task", "family", "splits", "rows", "aliases", "source / licence")]
+    for t in TASKS.values():
+        if family and t.family != family:
+            continue
+        n = sum(t.info.rows.get(s, 0) for s in t.splits)
+        rows.append((t.id, t.family, ",".join(t.splits), str(n), ",".join(t.aliases),
+                     f"{t.info.source}; {t.info.licence}" + (f"; {t.info.note}" if t.info.note else "")))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[5])
+
+
+def _print_info(path: Path) -> None:
+    import hsstore
+
+    store = hsstore.open(path)
+    m = store.model
+    click.echo(f"store   {path}  (format {store.attrs['format_version']}, hs {store.attrs['hs_version']})")
+    click.echo(f"model   {m['name']}  {m['architecture']}, {m['n_layers']} layers, hidden {m['hidden_size']}, "
+               f"vocab {m['vocab_size']}  weights {(m.get('weights_sha256') or m.get('revision') or '?')[:16]}")
+    s = store.settings
+    click.echo(f"stored  layers {s['layers']}  dtype {s['dtype']}  max_length {s['max_length']}  "
+               f"chunk {s['chunk_tokens']} tokens")
+    rows = [("corpus", "sentences", "tokens", "truncated", "on disk", "bytes/token", "state")]
+    for name in store.all_corpora:
+        c = store.corpus(name, allow_incomplete=True)
+        size = c.nbytes_on_disk()
+        state = "complete" if c.complete else f"incomplete {c.committed_sentences}/{c.n_sentences}"
+        rows.append((name, str(c.n_sentences), str(c.n_tokens), str(c.attrs.get("truncated", 0)),
+                     _human(size) if size is not None else "-",
+                     f"{size / max(1, c.n_tokens):.0f}" if size is not None else "-", state))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@hs.command()
+@click.argument("store", type=click.Path(path_type=Path))
+def info(store):
+    """Show a store's model, settings and corpora (sizes, bytes per token)."""
+    _print_info(store)
+
+
+@hs.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("corpus")
+@click.argument("index", type=int)
+def show(store, corpus, index):
+    """Show one stored sentence: its tokens, their kinds, and each layer's vector norm."""
+    import numpy as np
+
+    import hsstore
+
+    st = hsstore.open(store)
+    c = st.corpus(corpus)
+    states = c.hidden(index)
+    norms = np.linalg.norm(states, axis=2)  # (layers, tokens)
+    click.echo(f"{corpus}[{index}]: {c.texts[index]}")
+    header = ["token", "kind"] + [f"L{layer}" for layer in st.layers]
+    rows = [header] + [[tok, kind] + [f"{v:.2f}" for v in norms[:, j]]
+                       for j, (tok, kind) in enumerate(zip(c.tokens(index), c.token_kinds(index)))]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        click.echo("  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
+
+
+@hs.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--quiet", "-q", is_flag=True)
+def export(store, out, quiet):
+    """Write a store's complete corpora to one HDF5 file (hsstore.open reads it too)."""
+    import hsstore
+    from hsstore.export import export_hdf5
+
+    export_hdf5(hsstore.open(store), out, progress=not quiet)
+    click.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    hs()

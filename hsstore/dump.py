@@ -1,0 +1,237 @@
+"""``hs dump``: tokenize, plan length-sorted batches, run the model once, write every layer's states.
+
+The model thread and the writer thread meet at a small queue, so the model does not wait on the
+disk. See writer.py for how a killed dump resumes to the same bytes.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import HsError
+from .format import DTYPES, KIND_SPECIAL, KIND_TEXT, default_chunk_tokens
+from .writer import CorpusPlan, StoreWriter
+
+
+@dataclass
+class CorpusSource:
+    name: str
+    texts: list[str]
+    source: dict
+
+
+def dedupe(texts: list[str]) -> list[str]:
+    return list(dict.fromkeys(texts))
+
+
+def plan_corpus(tokenizer, src: CorpusSource, max_length: int, batch_tokens: int, max_batch: int) -> CorpusPlan:
+    """Deduplicate, tokenize (truncating at ``max_length``), sort by length, cut into batches."""
+    texts = dedupe(src.texts)
+    enc = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_length,
+                    return_special_tokens_mask=True, return_attention_mask=False, return_token_type_ids=False)
+    raw = tokenizer(texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)
+    n_special = tokenizer.num_special_tokens_to_add(pair=False)
+    truncated = sum(len(ids) + n_special > max_length for ids in raw["input_ids"])
+    lengths = np.array([len(ids) for ids in enc["input_ids"]], dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(lengths[order], out=offsets[1:])
+    token_ids = np.concatenate([np.asarray(enc["input_ids"][i], dtype=np.int32) for i in order])
+    special = np.concatenate([np.asarray(enc["special_tokens_mask"][i], dtype=bool) for i in order])
+    kinds = np.where(special, KIND_SPECIAL, KIND_TEXT).astype(np.uint8)
+    return CorpusPlan(src.name, [texts[i] for i in order], offsets, token_ids, kinds,
+                      cut_batches(lengths[order], batch_tokens, max_batch), truncated, src.source)
+
+
+def cut_batches(sorted_lengths: np.ndarray, batch_tokens: int, max_batch: int) -> np.ndarray:
+    """Batch end indices: each batch's padded size (count x longest) stays within ``batch_tokens``."""
+    ends, count = [], 0
+    for i, length in enumerate(sorted_lengths.tolist()):
+        if count and ((count + 1) * length > batch_tokens or count == max_batch):
+            ends.append(i)
+            count = 0
+        count += 1
+    ends.append(len(sorted_lengths))
+    return np.asarray(ends, dtype=np.int64)
+
+
+def batch_inputs(plan: CorpusPlan, b: int, pad_id: int):
+    """Padded ``input_ids`` and ``attention_mask`` (numpy) of batch ``b``."""
+    start = int(plan.batch_ends[b - 1]) if b else 0
+    end = int(plan.batch_ends[b])
+    spans = plan.offsets[start:end + 1]
+    lengths = np.diff(spans)
+    ids = np.full((end - start, int(lengths.max())), pad_id, dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, (a, n) in enumerate(zip(spans[:-1].tolist(), lengths.tolist())):
+        ids[row, :n] = plan.token_ids[a:a + n]
+        mask[row, :n] = 1
+    return ids, mask
+
+
+class Forward:
+    """Runs batches through the model and returns the chosen layers' states of the real tokens."""
+
+    def __init__(self, loaded, layers: list[int], device: str, precision: str, out_dtype: str):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.model = loaded.model.to(self.device)
+        self.layers = layers
+        self.pad_id = loaded.tokenizer.pad_token_id or 0
+        self.out_dtype = {"float16": torch.float16, "float32": torch.float32}[out_dtype]
+        amp = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+        self.autocast = (lambda: torch.autocast(self.device.type, dtype=amp)) if amp else nullcontext
+
+    def __call__(self, plan: CorpusPlan, b: int) -> np.ndarray:
+        torch = self.torch
+        ids, mask = batch_inputs(plan, b, self.pad_id)
+        ids_t = torch.from_numpy(ids).to(self.device)
+        mask_t = torch.from_numpy(mask).to(self.device)
+        with torch.inference_mode(), self.autocast():
+            out = self.model(input_ids=ids_t, attention_mask=mask_t, output_hidden_states=True)
+            states = torch.stack([out.hidden_states[layer] for layer in self.layers])
+            real = states[:, mask_t.bool()]  # (layers, tokens, hidden), sentences in order
+            return real.to(self.out_dtype).cpu().numpy()
+
+
+def pick_device(device: str, precision: str) -> tuple[str, str]:
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise HsError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    if precision == "auto":
+        precision = "fp16" if device == "cuda" else "fp32"
+    return device, precision
+
+
+def parse_layers(spec: str, n_layers: int) -> list[int]:
+    """``all``, ``last``, or comma-separated numbers and ranges (``0,4-6``); 0 = embedding output."""
+    if spec == "all":
+        return list(range(n_layers + 1))
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        try:
+            if part == "last":
+                out.append(n_layers)
+            elif "-" in part.lstrip("-"):
+                a, b = part.split("-", 1)
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part) % (n_layers + 1) if int(part) < 0 else int(part))
+        except ValueError:
+            raise HsError(f"cannot read layer {part!r} in --layers {spec!r}; use e.g. all, last, 0,6 or 2-4") from None
+    bad = [x for x in out if not 0 <= x <= n_layers]
+    if bad:
+        raise HsError(f"layers {bad} do not exist: this model has layers 0..{n_layers} (0 = embedding output)")
+    return sorted(set(out))
+
+
+def _writer_loop(q: queue.Queue, writer, errors: list) -> None:
+    while True:
+        item = q.get()
+        if item is None:
+            return
+        if errors:
+            continue  # drain after a failure so the producer never blocks
+        try:
+            writer.add(*item)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(exc)
+
+
+def dump_corpus(forward: Forward, writer, plan: CorpusPlan, progress: bool,
+                log: Callable[[str], None]) -> None:
+    from tqdm import tqdm
+
+    start = writer.start_batch
+    done_tokens = int(plan.offsets[plan.batch_ends[start - 1]]) if start else 0
+    done_sents = int(plan.batch_ends[start - 1]) if start else 0
+    if start:
+        log(f"{plan.name}: resuming at batch {start}/{len(plan.batch_ends)} ({done_sents} sentences committed)")
+    q: queue.Queue = queue.Queue(maxsize=4)
+    errors: list = []
+    thread = threading.Thread(target=_writer_loop, args=(q, writer, errors), daemon=True)
+    thread.start()
+    delay = float(os.environ.get("HS_FAULT_BATCH_DELAY", "0"))  # fault-injection hook for the kill tests
+    bar = tqdm(total=plan.n_tokens, initial=done_tokens, unit="tok", unit_scale=True, desc=plan.name,
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    t0, sents = time.perf_counter(), 0
+    try:
+        for b in range(start, len(plan.batch_ends)):
+            if errors:
+                break
+            states = forward(plan, b)
+            q.put((b, states))
+            first = int(plan.batch_ends[b - 1]) if b else 0
+            sents += int(plan.batch_ends[b]) - first
+            bar.update(states.shape[1])
+            bar.set_postfix_str(f"{sents / (time.perf_counter() - t0):.0f} sent/s", refresh=False)
+            if delay:
+                time.sleep(delay)
+    finally:
+        q.put(None)
+        thread.join()
+        bar.close()
+    if errors:
+        raise errors[0]
+    writer.finish()
+
+
+def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spec: str = "all",
+             dtype: str = "float16", max_length: int | None = None, batch_tokens: int = 8192,
+             max_batch: int = 256, device: str = "auto", precision: str = "auto", progress: bool = True,
+             log: Callable[[str], None] = print) -> dict:
+    """Dump every source into the store at ``out``; returns a summary per corpus."""
+    from . import model as model_mod
+    from .writer import check_output_path
+
+    check_output_path(out)  # before the slow model load
+    if dtype not in DTYPES:
+        raise HsError(f"--dtype must be one of {', '.join(DTYPES)}")
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise HsError(f"two corpora share a name in {names}; pass --corpus-name")
+    device, precision = pick_device(device, precision)
+    loaded = model_mod.load(model_name)
+    n_layers = loaded.n_layers
+    layers = parse_layers(layers_spec, n_layers)
+    limit = min(loaded.identity["max_position_embeddings"], getattr(loaded.tokenizer, "model_max_length", 10**9))
+    max_length = min(max_length or limit, limit)
+    settings = {"dtype": dtype, "layers": layers, "max_length": max_length,
+                "chunk_tokens": default_chunk_tokens(loaded.identity["hidden_size"], dtype),
+                "batch_tokens": batch_tokens, "max_batch": max_batch}
+    vocab = loaded.tokenizer.convert_ids_to_tokens(list(range(len(loaded.tokenizer))))
+    forward = Forward(loaded, layers, device, precision, dtype)
+    summary = {}
+    with StoreWriter(out, loaded.identity, settings, vocab) as store:
+        # batch settings of an existing store win, so a resumed corpus gets the same batches
+        stored = store.root.attrs["settings"]
+        for src in sources:
+            plan = plan_corpus(loaded.tokenizer, src, max_length, stored["batch_tokens"], stored["max_batch"])
+            fingerprint = plan.fingerprint(store.identity)
+            status = store.corpus_status(src.name, fingerprint)
+            if status == "complete":
+                log(f"{src.name}: already in {out} ({plan.n_sentences} sentences), skipped")
+            else:
+                t0 = time.perf_counter()
+                dump_corpus(forward, store.open_corpus(plan, fingerprint, status), plan, progress, log)
+                secs = time.perf_counter() - t0
+                log(f"{src.name}: {plan.n_sentences} sentences, {plan.n_tokens} tokens in {secs:.1f} s"
+                    + (f"; {plan.truncated} truncated at {max_length} tokens" if plan.truncated else ""))
+            summary[src.name] = {"sentences": plan.n_sentences, "tokens": plan.n_tokens,
+                                 "truncated": plan.truncated, "status": status}
+    return summary

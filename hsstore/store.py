@@ -1,0 +1,249 @@
+"""Read-only access to a store, whether a Zarr v3 directory or an HDF5 export of one."""
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import HsError
+from .format import FORMAT_NAME, FORMAT_VERSION, KIND_NAMES, decode_strings
+
+
+class _Node:
+    """A group of either backend: attributes as a dict, arrays by name, child groups by name."""
+
+    def __init__(self, group, backend: str):
+        self._g, self._backend = group, backend
+
+    @cached_property
+    def attrs(self) -> dict:
+        if self._backend == "h5":
+            raw = self._g.attrs.get("json")
+            return json.loads(raw) if raw is not None else {}
+        return dict(self._g.attrs)
+
+    def array(self, name: str):
+        return self._g[name]
+
+    def has(self, name: str) -> bool:
+        return name in self._g
+
+    def child(self, name: str) -> "_Node":
+        return _Node(self._g[name], self._backend)
+
+    def path(self, *parts: str):
+        """The backend array at a path of group names ending in an array name."""
+        node = self
+        for part in parts[:-1]:
+            node = node.child(part)
+        return node.array(parts[-1])
+
+    def children(self) -> list[str]:
+        if self._backend == "h5":
+            import h5py
+            return sorted(k for k, v in self._g.items() if isinstance(v, h5py.Group))
+        return sorted(name for name, _ in self._g.groups())
+
+
+def _open_root(path: Path) -> _Node:
+    if path.is_file():
+        import h5py
+        try:
+            return _Node(h5py.File(path, "r"), "h5")
+        except OSError as exc:
+            raise HsError(f"{path} is a file but not an HDF5 store export ({exc})") from None
+    if not (path / "zarr.json").exists():
+        raise HsError(f"{path} is not an hs store (no zarr.json); create one with `hs dump --out {path}`")
+    import zarr
+    return _Node(zarr.open_group(str(path), mode="r"), "zarr")
+
+
+def open(path: str | Path) -> "Store":  # noqa: A001 - mirrors zarr.open / h5py.File
+    """Open a store read-only: ``hsstore.open("runs/minilm").corpus("stsb").hidden(0)``."""
+    return Store(Path(path))
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = path
+        if not path.exists():
+            raise HsError(f"no store at {path}; create one with `hs dump --out {path}`")
+        self._root = _open_root(path)
+        attrs = self._root.attrs
+        if attrs.get("format") != FORMAT_NAME:
+            raise HsError(f"{path} is a Zarr/HDF5 file but not an hs store (format={attrs.get('format')!r})")
+        if attrs.get("format_version", 0) > FORMAT_VERSION:
+            raise HsError(f"{path} uses store format {attrs['format_version']}, newer than this hs "
+                          f"understands ({FORMAT_VERSION}); upgrade hs")
+        self.attrs = attrs
+
+    @property
+    def model(self) -> dict:
+        return self.attrs["model"]
+
+    @property
+    def settings(self) -> dict:
+        return self.attrs["settings"]
+
+    @property
+    def layers(self) -> list[int]:
+        """Model layer numbers held in the store (0 = embedding output)."""
+        return list(self.settings["layers"])
+
+    @property
+    def n_model_layers(self) -> int:
+        """Transformer layers of the model; layer numbers run 0..n_model_layers."""
+        return int(self.model["n_layers"])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model["hidden_size"])
+
+    def raw(self, *parts: str):
+        """A backend (zarr or h5py) array by path, e.g. ``raw("vocab", "bytes")``; for exports and tools."""
+        return self._root.path(*parts)
+
+    @property
+    def identity(self) -> str:
+        return self.attrs["identity"]
+
+    @cached_property
+    def vocab(self) -> list[str]:
+        return decode_strings(self.raw("vocab", "bytes")[:], self.raw("vocab", "offsets")[:])
+
+    @cached_property
+    def _corpora_node(self) -> _Node | None:
+        return self._root.child("corpora") if self._root.has("corpora") else None
+
+    @property
+    def all_corpora(self) -> list[str]:
+        """Every corpus group, complete or not (``hs info`` shows both)."""
+        return self._corpora_node.children() if self._corpora_node else []
+
+    @property
+    def corpora(self) -> list[str]:
+        """Names of the complete corpora."""
+        return [n for n in self.all_corpora if self._corpora_node.child(n).attrs.get("complete")]
+
+    def corpus(self, name: str, allow_incomplete: bool = False) -> "Corpus":
+        if name not in self.all_corpora:
+            raise HsError(f"store {self.path} has no corpus {name!r} (it has: {', '.join(self.all_corpora) or 'none'}); "
+                          f"add it with `hs dump --model {self.model['name']} --task {name} --out {self.path}`")
+        corpus = Corpus(self, name, self._corpora_node.child(name))
+        if not corpus.complete and not allow_incomplete:
+            raise HsError(f"corpus {name!r} in {self.path} is incomplete ({corpus.committed_sentences}/"
+                          f"{corpus.n_sentences} sentences); rerun the same `hs dump` command to finish it")
+        return corpus
+
+    def layer_position(self, layer: int) -> int:
+        """Index along the stored layer axis of model layer ``layer`` (negative counts from the last)."""
+        if layer < 0:
+            layer += self.n_model_layers + 1
+        try:
+            return self.layers.index(layer)
+        except ValueError:
+            raise HsError(f"layer {layer} is not in store {self.path} (it holds layers {self.layers}); "
+                          f"dump it with `hs dump --layers all`") from None
+
+
+class Corpus:
+    def __init__(self, store: Store, name: str, node: _Node):
+        self.store, self.name, self._node = store, name, node
+        self.attrs = node.attrs
+
+    def raw(self, *parts: str):
+        """A backend array of this corpus by path, e.g. ``raw("text", "offsets")`` or ``raw("hidden")``."""
+        return self._node.path(*parts)
+
+    @property
+    def n_sentences(self) -> int:
+        return int(self.attrs["n_sentences"])
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.attrs["n_tokens"])
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.attrs.get("complete"))
+
+    @property
+    def committed_sentences(self) -> int:
+        return int(self.attrs.get("committed_sentences", 0))
+
+    @property
+    def fingerprint(self) -> str:
+        return self.attrs["fingerprint"]
+
+    @cached_property
+    def texts(self) -> list[str]:
+        return decode_strings(self.raw("text", "bytes")[:], self.raw("text", "offsets")[:])
+
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        return np.asarray(self._node.array("offsets")[:], dtype=np.int64)
+
+    @cached_property
+    def all_token_ids(self) -> np.ndarray:
+        return np.asarray(self._node.array("token_ids")[:], dtype=np.int32)
+
+    @cached_property
+    def all_token_kinds(self) -> np.ndarray:
+        return np.asarray(self._node.array("token_kind")[:], dtype=np.uint8)
+
+    @cached_property
+    def sentence_ids(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.texts)}
+
+    def ids_of(self, texts: Iterable[str]) -> np.ndarray:
+        """Sentence ids of the given texts; a text not in the corpus is an error."""
+        index = self.sentence_ids
+        try:
+            return np.fromiter((index[t] for t in texts), dtype=np.int64)
+        except KeyError as exc:
+            raise HsError(f"corpus {self.name!r} lacks the text {str(exc)[:80]}; it was dumped from other "
+                          f"data: dump it again into a new store") from None
+
+    def _span(self, i: int) -> slice:
+        if not 0 <= i < self.n_sentences:
+            raise HsError(f"sentence index {i} is out of range for corpus {self.name!r} (0..{self.n_sentences - 1})")
+        return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+
+    def token_ids(self, i: int) -> np.ndarray:
+        return self.all_token_ids[self._span(i)]
+
+    def tokens(self, i: int) -> list[str]:
+        vocab = self.store.vocab
+        return [vocab[t] for t in self.token_ids(i)]
+
+    def token_kinds(self, i: int) -> list[str]:
+        return [KIND_NAMES[k] for k in self.all_token_kinds[self._span(i)]]
+
+    def _positions(self, layers: Sequence[int] | None) -> list[int]:
+        if layers is None:
+            return list(range(len(self.store.layers)))
+        return [self.store.layer_position(int(layer)) for layer in layers]
+
+    def hidden(self, i: int, layers: Sequence[int] | None = None) -> np.ndarray:
+        """Hidden states of sentence ``i``: float32 array (n_layers, n_tokens, hidden)."""
+        span, arr = self._span(i), self._node.array("hidden")
+        return np.stack([np.asarray(arr[p, span], dtype=np.float32) for p in self._positions(layers)])
+
+    def layer(self, layer: int, dtype=None) -> np.ndarray:
+        """One layer for every token of the corpus, (n_tokens, hidden), in the stored dtype by default."""
+        out = self._node.array("hidden")[self.store.layer_position(layer)]
+        return np.asarray(out) if dtype is None else np.asarray(out, dtype=dtype)
+
+    @property
+    def stored_dtype(self) -> np.dtype:
+        return np.dtype(self._node.array("hidden").dtype)
+
+    def nbytes_on_disk(self) -> int | None:
+        """Bytes the corpus takes on disk (Zarr directories only)."""
+        path = self.store.path / "corpora" / self.name
+        if not path.is_dir():
+            return None
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

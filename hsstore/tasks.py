@@ -1,0 +1,182 @@
+"""The task registry: which benchmark files exist, what each task evaluates, where they came from.
+
+A *dataset* is one normalised file ``data/<name>.jsonl.gz`` (written by ``data/convert.py``); a
+*task* is an evaluation over some splits of a dataset. Several tasks may share a dataset (SICK
+serves ``sickr``, ``sickr-full`` and ``sicke``). The store keeps one corpus per task, named by the
+task id, holding the deduplicated texts the task needs.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .errors import HsError
+from .paths import data_dir
+
+SENTEVAL = "SentEval data (GitHub yan-soares/research_embeddings_fine_tuning@045c5e9, data/downstream)"
+STS_RAW = "original STS releases (GitHub amao0o0/SynWMD@59042a9)"
+SCCL = "SCCL short-text sets (GitHub rashadulrakib/short-text-clustering-enhancement@f363b66)"
+TWEAC = "TWEAC titles (GitHub UKPLab/TWEAC-qa-agent-selection@ed4f0ca), test pool"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    source: str
+    licence: str
+    rows: dict[str, int]  # verified rows per split (or per file) after conversion
+    note: str = ""
+
+
+DATASETS = {d.name: d for d in [
+    Dataset("sts12", STS_RAW, "per source (STS 2012 readme)", {"test": 3108}),
+    Dataset("sts13", STS_RAW, "per source (STS 2013 readme)", {"test": 1500},
+            "SMT subset withheld upstream"),
+    Dataset("sts14", STS_RAW, "per source (STS 2014 readme)", {"test": 3750}),
+    Dataset("sts15", STS_RAW, "per source; answers-forums CC BY-SA 3.0", {"test": 3000},
+            "unscored input lines skipped"),
+    Dataset("sts16", STS_RAW, "per source (STS 2016 LICENSE.txt)", {"test": 1186},
+            "unscored input lines skipped"),
+    Dataset("stsb", STS_RAW, "scores CC BY-SA 4.0, text per source", {"train": 5749, "dev": 1500, "test": 1379}),
+    Dataset("sick", SENTEVAL, "CC BY-NC-SA 3.0", {"train": 4500, "dev": 500, "test": 4927},
+            "dev is SICK's trial split"),
+    Dataset("sts17", "SemEval-2017 Task 1 release (GitHub eduardofv/sts_eval@b4cd273)", "CC BY-SA 4.0",
+            {"test": 250}, "track 5, en-en"),
+    Dataset("biosses", "GitHub gizemsogancioglu/biosses@381b240", "GPL-3.0", {"test": 100},
+            "score = mean of 5 annotators"),
+    Dataset("mr", SENTEVAL, "research use (Pang & Lee)", {"all": 10662}),
+    Dataset("cr", SENTEVAL, "research use (Hu & Liu)", {"all": 3771}, "4 blank lines of 3775 dropped"),
+    Dataset("subj", SENTEVAL, "research use (Pang & Lee)", {"all": 10000}),
+    Dataset("mpqa", SENTEVAL, "research use (MPQA)", {"all": 10603}, "3 blank lines of 10606 dropped"),
+    Dataset("sst2", SENTEVAL, "research use (SST)", {"train": 67349, "dev": 872, "test": 1821}),
+    Dataset("sst5", SENTEVAL, "research use (SST)", {"train": 8544, "dev": 1101, "test": 2210}),
+    Dataset("trec", SENTEVAL, "research use (TREC)", {"train": 5452, "test": 500}, "coarse labels (6)"),
+    Dataset("mrpc", SENTEVAL, "Microsoft Research licence", {"train": 4076, "test": 1725}),
+    Dataset("banking77", "GitHub PolyAI-LDN/task-specific-datasets@57ec275", "CC BY 4.0",
+            {"train": 10003, "test": 3080}),
+    Dataset("emotion", "GitHub niuzaisheng/AttExplainer@fc8080f (dair-ai emotion)", "research use",
+            {"train": 16000, "dev": 2000, "test": 2000}),
+    Dataset("amazon-counterfactual", "GitHub amazon-science/amazon-multilingual-counterfactual-dataset@3cc7de4",
+            "CC BY-NC 4.0", {"train": 4018, "dev": 335, "test": 670}, "English (EN) files"),
+    Dataset("tweet-sentiment", "GitHub spence998/Tweet-Sentiment-Predictor@01759f9 (Kaggle 2020)",
+            "Kaggle competition terms", {"train": 27480, "test": 3534}),
+    Dataset("imdb", "aclImdb v1 (GitHub PVidyadhar/Detection-of-Fraud-apps-using-Sentiment-Analysis@81406d5)",
+            "research use; cite Maas et al. 2011", {"train": 25000, "test": 25000}),
+    Dataset("agnews", SCCL, "none stated", {"test": 8000}),
+    Dataset("searchsnippets", SCCL, "none stated", {"test": 12340}),
+    Dataset("stackoverflow", SCCL, "none stated", {"test": 20000}),
+    Dataset("biomedical", SCCL, "none stated", {"test": 20000}),
+    Dataset("googlenews-ts", SCCL, "none stated", {"test": 11109}),
+    Dataset("googlenews-t", SCCL, "none stated", {"test": 11108}),
+    Dataset("googlenews-s", SCCL, "none stated", {"test": 11108}),
+    Dataset("tweet", SCCL, "none stated", {"test": 2472}),
+    Dataset("twentynewsgroups", "20news-bydate test subjects (GitHub YunomiXavia/20news-bydate@2298b3e)",
+            "none stated", {"test": 7532}, "leading 'Re:' stripped"),
+    Dataset("reddit", TWEAC, "MIT (UKP Lab); titles from Reddit", {"test": 8049},
+            "5 sets of 10-50 subreddits x 20-100 titles, seed 0; not MTEB's exact sets"),
+    Dataset("stackexchange", TWEAC, "MIT (UKP Lab); titles CC BY-SA", {"test": 9222},
+            "5 sets of 10-50 sites x 20-100 titles, seed 0; not MTEB's exact sets"),
+    Dataset("wikitext2", "WikiText-2 raw test split (GitHub Tylogi/TyloQuant@7989d03)", "CC BY-SA 3.0 and GFDL",
+            {"test": 9670}, "paragraphs split into sentences, headings dropped, @-@ markup undone"),
+]}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One evaluation. ``splits`` are the dataset splits whose texts the task's corpus holds."""
+    id: str
+    family: str  # sts | classification | pair-classification | clustering | corpus
+    dataset: str
+    splits: tuple[str, ...] = ("test",)
+    aliases: tuple[str, ...] = ()
+    protocol: str = ""  # classification: "cv" (k-fold on one split) or "split"
+    description: str = ""
+    label_field: str = "label"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def info(self) -> Dataset:
+        return DATASETS[self.dataset]
+
+    def records(self) -> list[dict]:
+        """The task's records from ``data/``, in file order, limited to its splits."""
+        return [r for r in load_dataset(self.dataset) if r["split"] in self.splits]
+
+    def texts(self) -> list[str]:
+        """Deduplicated texts (first occurrence order) that the task's corpus must hold."""
+        seen: dict[str, None] = {}
+        for r in self.records():
+            seen.setdefault(r["text"], None)
+            if "text2" in r:
+                seen.setdefault(r["text2"], None)
+        return list(seen)
+
+
+def _tasks() -> list[Task]:
+    sts = [Task(f"sts{y}", "sts", f"sts{y}", aliases=(f"STS{y}",), description=f"SemEval STS 20{y}")
+           for y in (12, 13, 14, 15, 16)]
+    sts += [
+        Task("stsb", "sts", "stsb", aliases=("STSBenchmark", "sts-b"), description="STS Benchmark test"),
+        Task("sickr", "sts", "sick", aliases=("SICK-R",), description="SICK relatedness, SentEval test split"),
+        Task("sickr-full", "sts", "sick", ("train", "dev", "test"), aliases=("SICK-R-full",),
+             description="SICK relatedness, all 9,927 pairs (MTEB)"),
+        Task("sts17", "sts", "sts17", aliases=("STS17",), description="SemEval STS 2017 en-en"),
+        Task("biosses", "sts", "biosses", aliases=("BIOSSES",), description="biomedical STS"),
+    ]
+    cv = [Task(n, "classification", n, ("all",), aliases=(n.upper(),), protocol="cv",
+               description=d) for n, d in (("mr", "movie review sentiment"), ("cr", "product review sentiment"),
+                                           ("subj", "subjectivity"), ("mpqa", "opinion polarity"))]
+    split = [
+        Task("sst2", "classification", "sst2", ("train", "dev", "test"), ("SST2", "SST-2"), "split", "SST binary"),
+        Task("sst5", "classification", "sst5", ("train", "dev", "test"), ("SST5", "SST-5"), "split", "SST fine"),
+        Task("trec", "classification", "trec", ("train", "test"), ("TREC",), "split", "question type"),
+        Task("mrpc", "pair-classification", "mrpc", ("train", "test"), ("MRPC",), "split", "paraphrase"),
+        Task("sicke", "pair-classification", "sick", ("train", "dev", "test"), ("SICK-E",), "split",
+             "SICK entailment"),
+        Task("banking77", "classification", "banking77", ("train", "test"), ("Banking77Classification",),
+             "split", "banking intents"),
+        Task("emotion", "classification", "emotion", ("train", "dev", "test"), ("EmotionClassification",),
+             "split", "tweet emotion"),
+        Task("amazon-counterfactual", "classification", "amazon-counterfactual", ("train", "dev", "test"),
+             ("AmazonCounterfactualClassification",), "split", "counterfactual statements (en)"),
+        Task("tweet-sentiment", "classification", "tweet-sentiment", ("train", "test"),
+             ("TweetSentimentExtractionClassification",), "split", "tweet sentiment"),
+        Task("imdb", "classification", "imdb", ("train", "test"), ("ImdbClassification",), "split",
+             "movie review sentiment (long texts)"),
+    ]
+    clustering = [Task(n, "clustering", n, description=f"short-text clustering ({n})")
+                  for n in ("agnews", "searchsnippets", "stackoverflow", "biomedical",
+                            "googlenews-ts", "googlenews-t", "googlenews-s", "tweet")]
+    clustering += [
+        Task("twentynewsgroups", "clustering", "twentynewsgroups", aliases=("TwentyNewsgroupsClustering",),
+             description="20 Newsgroups subject lines"),
+        Task("reddit", "clustering", "reddit", aliases=("RedditClustering",),
+             description="Reddit titles by subreddit, 5 sampled sets"),
+        Task("stackexchange", "clustering", "stackexchange", aliases=("StackExchangeClustering",),
+             description="StackExchange titles by site, 5 sampled sets"),
+    ]
+    corpora = [Task("wikitext2", "corpus", "wikitext2", aliases=("wikitext", "wikitext-2"),
+                    description="WikiText-2 raw test, one sentence a text")]
+    return sts + cv + split + clustering + corpora
+
+
+TASKS = {t.id: t for t in _tasks()}
+_ALIASES = {a.lower(): t.id for t in TASKS.values() for a in (t.id, *t.aliases)}
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[_ALIASES[name.lower()]]
+    except KeyError:
+        raise HsError(f"unknown task {name!r}; `hs tasks` lists the known ones") from None
+
+
+@lru_cache(maxsize=None)
+def load_dataset(name: str) -> tuple[dict, ...]:
+    path = data_dir() / f"{name}.jsonl.gz"
+    if not path.exists():
+        raise HsError(f"task data {path} is missing; run hs from a clone of the repository or set HS_DATA")
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return tuple(json.loads(line) for line in fh)

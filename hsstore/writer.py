@@ -1,0 +1,249 @@
+"""Writing a store: the exclusive lock, the root metadata, and chunk-aligned, resumable corpus writes.
+
+Crash safety rests on two rules. Hidden states are written in whole chunks, in token order, and a
+chunk is written only once it is full (or the corpus ends). The commit watermark in the corpus
+attributes moves only after the chunks it covers are on disk, and only to a batch boundary. A
+resumed dump recomputes the batches after the watermark (batches are fixed by the plan), re-reads
+the committed head of the partly covered chunk, and so rewrites every later chunk with the same
+bytes an uninterrupted run writes. Zarr's local store writes each file by rename, so a chunk on
+disk is either old or new, never torn.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import HsError
+from .format import DTYPES, FORMAT_NAME, FORMAT_VERSION, encode_strings
+from .model import same_model
+
+LOCK_NAME = ".hs-write.lock"
+
+
+@dataclass
+class CorpusPlan:
+    """Everything about a corpus that is fixed before the model runs."""
+    name: str
+    texts: list[str]            # stored order (sorted by token count)
+    offsets: np.ndarray         # int64 (S+1)
+    token_ids: np.ndarray       # int32 (T)
+    token_kind: np.ndarray      # uint8 (T)
+    batch_ends: np.ndarray      # int64: sentence index where each batch ends
+    truncated: int
+    source: dict
+
+    @property
+    def n_sentences(self) -> int:
+        return len(self.texts)
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.offsets[-1])
+
+    def fingerprint(self, store_identity: str) -> str:
+        h = hashlib.sha256(store_identity.encode())
+        for arr in (self.offsets, self.token_ids, self.token_kind, self.batch_ends):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        h.update("\n".join(self.texts).encode("utf-8"))
+        return h.hexdigest()[:32]
+
+
+def _identity(model: dict, settings: dict) -> str:
+    keyed = {k: model.get(k) for k in ("architecture", "n_layers", "hidden_size", "vocab_size",
+                                       "weights_sha256", "revision")}
+    if not keyed["weights_sha256"]:
+        keyed["name"] = model.get("name")
+    blob = json.dumps({"model": keyed, "settings": settings}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def check_output_path(path: Path) -> None:
+    """Refuse a path that is a file or a non-empty directory that is not an hs store."""
+    if path.exists() and not path.is_dir():
+        raise HsError(f"--out {path} is a file; give a directory for the store (it is created if missing)")
+    if path.is_dir() and any(p.name != LOCK_NAME for p in path.iterdir()) and not (path / "zarr.json").exists():
+        raise HsError(f"--out {path} is a non-empty directory that is not an hs store; give a new or empty directory")
+    if (path / "zarr.json").exists():
+        try:
+            attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
+        except (OSError, ValueError):
+            raise HsError(f"{path}/zarr.json is unreadable; this is not a usable hs store") from None
+        if attrs.get("format") != FORMAT_NAME:
+            raise HsError(f"--out {path} is a Zarr group but not an hs store; give a new directory")
+
+
+class StoreWriter:
+    """Holds the store's exclusive lock while open; use as a context manager."""
+
+    def __init__(self, path: Path, model: dict, settings: dict, vocab: list[str]):
+        self.path = Path(path)
+        check_output_path(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = open(self.path / LOCK_NAME, "a+")
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.seek(0)
+            holder = self._lock_fh.read().strip() or "another process"
+            self._lock_fh.close()
+            raise HsError(f"store {self.path} is being written by {holder}; wait for that dump to finish "
+                          f"or write to another --out") from None
+        self._lock_fh.seek(0)
+        self._lock_fh.truncate()
+        self._lock_fh.write(f"hs dump (pid {os.getpid()})")
+        self._lock_fh.flush()
+        import zarr
+        self._zarr = zarr
+        self.settings = settings
+        if (self.path / "zarr.json").exists():
+            self.root = zarr.open_group(str(self.path), mode="r+")
+            self._check_compatible(model, settings)
+            self._ensure_parts(vocab)
+        else:
+            self._create(model, settings, vocab)
+        self.identity = self.root.attrs["identity"]
+        self.chunk_tokens = int(self.root.attrs["settings"]["chunk_tokens"])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        if not self._lock_fh.closed:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+
+    def _create(self, model: dict, settings: dict, vocab: list[str]) -> None:
+        # root metadata first, in one write; the parts below are (re)made if a crash cut them short
+        attrs = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "hs_version": __version__,
+                 "model": model, "settings": settings, "identity": _identity(model, settings)}
+        self.root = self._zarr.open_group(str(self.path), mode="a", attributes=attrs)
+        self._ensure_parts(vocab)
+
+    def _ensure_parts(self, vocab: list[str]) -> None:
+        root = self.root
+        if "vocab" not in root or not {"bytes", "offsets"} <= set(root["vocab"].array_keys()):
+            flat, offsets = encode_strings(vocab)
+            vg = root.require_group("vocab")
+            vg.create_array("bytes", data=flat, chunks=(max(1, len(flat)),), overwrite=True)
+            vg.create_array("offsets", data=offsets, chunks=(len(offsets),), overwrite=True)
+        root.require_group("corpora")
+
+    def _check_compatible(self, model: dict, settings: dict) -> None:
+        attrs = self.root.attrs
+        if not same_model(attrs["model"], model):
+            raise HsError(f"store {self.path} holds states of model {attrs['model']['name']!r} "
+                          f"({attrs['model'].get('weights_sha256') or attrs['model'].get('revision')}); "
+                          f"this dump uses {model['name']!r}: write to another --out")
+        stored = attrs["settings"]
+        for key in ("dtype", "layers", "max_length"):
+            if stored[key] != settings[key]:
+                raise HsError(f"store {self.path} was dumped with {key}={stored[key]}, this dump asks for "
+                              f"{key}={settings[key]}: use the store's setting or write to another --out")
+
+    def corpus_status(self, name: str, fingerprint: str) -> str:
+        """'new', 'resume' or 'complete' for a corpus of this plan; raises if the name holds other data."""
+        corpora = self.root["corpora"]
+        if name not in corpora:
+            return "new"
+        attrs = corpora[name].attrs
+        if "fingerprint" not in attrs:  # a crash while the plan itself was being written
+            del corpora[name]
+            return "new"
+        if attrs["fingerprint"] != fingerprint:
+            raise HsError(f"corpus {name!r} in {self.path} was dumped from other texts or settings; "
+                          f"pick another name (--corpus-name) or another --out")
+        return "complete" if attrs.get("complete") else "resume"
+
+    def open_corpus(self, plan: CorpusPlan, fingerprint: str, status: str) -> "CorpusWriter":
+        corpora = self.root["corpora"]
+        if status == "new":
+            g = corpora.create_group(plan.name)
+            self._write_plan(g, plan)
+            g.attrs.update({"fingerprint": fingerprint, "complete": False, "committed_batches": 0,
+                            "committed_sentences": 0, "committed_tokens": 0})
+        return CorpusWriter(corpora[plan.name], plan, self.chunk_tokens)
+
+    def _write_plan(self, g, plan: CorpusPlan) -> None:
+        from zarr.codecs import Crc32cCodec
+
+        def small(name, data):
+            g.create_array(name, data=data, chunks=(max(1, min(len(data), 1 << 20)),),
+                           compressors=[Crc32cCodec()])
+
+        text = g.create_group("text")
+        flat, offsets = encode_strings(plan.texts)
+        text.create_array("bytes", data=flat, chunks=(max(1, min(len(flat), 1 << 22)),), compressors=[Crc32cCodec()])
+        text.create_array("offsets", data=offsets, chunks=(max(1, min(len(offsets), 1 << 20)),),
+                          compressors=[Crc32cCodec()])
+        small("offsets", plan.offsets)
+        small("token_ids", plan.token_ids)
+        small("token_kind", plan.token_kind)
+        small("batch_ends", plan.batch_ends)
+        layers = self.settings["layers"]
+        hidden = self.root.attrs["model"]["hidden_size"]
+        g.create_array("hidden", shape=(len(layers), plan.n_tokens, hidden), dtype=DTYPES[self.settings["dtype"]],
+                       chunks=(1, self.chunk_tokens, hidden), compressors=[Crc32cCodec()], fill_value=0,
+                       dimension_names=("layer", "token", "hidden"))
+        g.attrs.update({"n_sentences": plan.n_sentences, "n_tokens": plan.n_tokens, "truncated": plan.truncated,
+                        "n_batches": len(plan.batch_ends), "source": plan.source, "layers": layers})
+
+
+class CorpusWriter:
+    """Appends batches of hidden states (in plan order) and moves the commit watermark."""
+
+    def __init__(self, group, plan: CorpusPlan, chunk_tokens: int):
+        self.group, self.plan, self.chunk = group, plan, chunk_tokens
+        self.hidden = group["hidden"]
+        self.batch_token_ends = plan.offsets[plan.batch_ends]
+        self.next_batch = int(group.attrs["committed_batches"])
+        start = int(self.batch_token_ends[self.next_batch - 1]) if self.next_batch else 0
+        self.buf_start = start - start % self.chunk
+        # the committed head of a chunk that later batches will complete
+        self.buf = [np.asarray(self.hidden[:, self.buf_start:start])] if start > self.buf_start else []
+        self.buf_end = start
+
+    @property
+    def start_batch(self) -> int:
+        return self.next_batch
+
+    def add(self, batch: int, states: np.ndarray) -> None:
+        """``states``: (layers, tokens of the batch, hidden), the batches' tokens in order."""
+        if batch != self.next_batch:
+            raise RuntimeError(f"batch {batch} arrived, expected {self.next_batch}")
+        expected = int(self.batch_token_ends[batch]) - self.buf_end
+        if states.shape[1] != expected:
+            raise RuntimeError(f"batch {batch} has {states.shape[1]} tokens, the plan says {expected}")
+        self.buf.append(states)
+        self.buf_end += expected
+        self.next_batch += 1
+        self._flush(final=False)
+
+    def finish(self) -> None:
+        self._flush(final=True)
+        self.group.attrs.update({"complete": True})
+
+    def _flush(self, final: bool) -> None:
+        pending = self.buf_end - self.buf_start
+        n = pending if final else pending - pending % self.chunk
+        if n == 0:
+            return
+        data = np.concatenate(self.buf, axis=1) if len(self.buf) > 1 else self.buf[0]
+        self.hidden[:, self.buf_start:self.buf_start + n] = data[:, :n]
+        self.buf = [data[:, n:]] if n < pending else []
+        self.buf_start += n
+        committed = int(np.searchsorted(self.batch_token_ends, self.buf_start, side="right"))
+        committed = min(committed, self.next_batch)
+        sentences = int(self.plan.batch_ends[committed - 1]) if committed else 0
+        self.group.attrs.update({"committed_batches": committed, "committed_sentences": sentences,
+                                 "committed_tokens": int(self.plan.offsets[sentences])})
+
