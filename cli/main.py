@@ -193,5 +193,9 @@ def export(store, out, quiet):
     click.echo(f"wrote {out}")
 
 
+from cli.eval_cmd import eval_command  # noqa: E402
+
+hs.add_command(eval_command, "eval")
+
 if __name__ == "__main__":
     hs()

@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import HsError
 from .format import DTYPES, KIND_SPECIAL, KIND_TEXT, default_chunk_tokens
+from .layers import parse_layers
 from .writer import CorpusPlan, StoreWriter
 
 
@@ -117,29 +118,6 @@ def pick_device(device: str, precision: str) -> tuple[str, str]:
     return device, precision
 
 
-def parse_layers(spec: str, n_layers: int) -> list[int]:
-    """``all``, ``last``, or comma-separated numbers and ranges (``0,4-6``); 0 = embedding output."""
-    if spec == "all":
-        return list(range(n_layers + 1))
-    out: list[int] = []
-    for part in spec.split(","):
-        part = part.strip()
-        try:
-            if part == "last":
-                out.append(n_layers)
-            elif "-" in part.lstrip("-"):
-                a, b = part.split("-", 1)
-                out.extend(range(int(a), int(b) + 1))
-            else:
-                out.append(int(part) % (n_layers + 1) if int(part) < 0 else int(part))
-        except ValueError:
-            raise HsError(f"cannot read layer {part!r} in --layers {spec!r}; use e.g. all, last, 0,6 or 2-4") from None
-    bad = [x for x in out if not 0 <= x <= n_layers]
-    if bad:
-        raise HsError(f"layers {bad} do not exist: this model has layers 0..{n_layers} (0 = embedding output)")
-    return sorted(set(out))
-
-
 def _writer_loop(q: queue.Queue, writer, errors: list) -> None:
     while True:
         item = q.get()
@@ -208,7 +186,7 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
     device, precision = pick_device(device, precision)
     loaded = model_mod.load(model_name)
     n_layers = loaded.n_layers
-    layers = parse_layers(layers_spec, n_layers)
+    layers = sorted(parse_layers(layers_spec, n_layers))
     limit = min(loaded.identity["max_position_embeddings"], getattr(loaded.tokenizer, "model_max_length", 10**9))
     max_length = min(max_length or limit, limit)
     settings = {"dtype": dtype, "layers": layers, "max_length": max_length,

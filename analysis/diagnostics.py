@@ -1,0 +1,51 @@
+"""Representation diagnostics of a sentence matrix: isotropy, alignment and uniformity."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _unit(X):
+    n = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(n == 0, 1.0, n)
+
+
+def average_cosine(X: np.ndarray) -> float:
+    """Mean cosine over all distinct pairs, exactly, from the sum of unit vectors."""
+    U = _unit(X.astype(np.float64))
+    n = len(U)
+    s = U.sum(axis=0)
+    return float((s @ s - n) / (n * (n - 1)))
+
+
+def partition_ratio(X: np.ndarray) -> float:
+    """Mu & Viswanath's isotropy I(W) = min_c Z(c) / max_c Z(c), c over eigenvectors of X^T X,
+    Z(c) = sum_i exp(c . x_i); 1 is perfectly isotropic."""
+    X = X.astype(np.float64)
+    _, vecs = np.linalg.eigh(X.T @ X)
+    logits = X @ vecs  # (n, dim)
+    peak = logits.max()
+    logz = np.log(np.exp(logits - peak).sum(axis=0)) + peak
+    return float(np.exp(logz.min() - logz.max()))
+
+
+def alignment(X: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Wang & Isola: mean squared distance of unit vectors of positive pairs (lower is better)."""
+    U = _unit(X)
+    return float(np.mean(np.sum((U[a] - U[b]) ** 2, axis=1)))
+
+
+def uniformity(X: np.ndarray, max_n: int = 2000, seed: int = 0) -> float:
+    """Wang & Isola: log mean exp(-2 |x - y|^2) over pairs of unit vectors (lower is better)."""
+    U = _unit(X.astype(np.float64))
+    if len(U) > max_n:
+        U = U[np.random.default_rng(seed).choice(len(U), max_n, replace=False)]
+    sq = np.maximum(2 - 2 * U @ U.T, 0)
+    iu = np.triu_indices(len(U), 1)
+    return float(np.log(np.mean(np.exp(-2 * sq[iu]))))
+
+
+def diagnose(X: np.ndarray, positives: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    out = {"avg_cosine": average_cosine(X), "isotropy": partition_ratio(X), "uniformity": uniformity(X)}
+    if positives is not None and len(positives[0]):
+        out["alignment"] = alignment(X, *positives)
+    return out

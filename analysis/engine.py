@@ -1,0 +1,140 @@
+"""Evaluate recipes on tasks from a store: pool, post-process (fitted on a named reference), score."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from hsstore.errors import HsError
+from hsstore.layers import parse_layers
+from hsstore.store import Store
+from hsstore.tasks import Task, get_task
+
+from . import post as post_mod
+from .diagnostics import diagnose
+from .evaluators import STS, evaluator_for
+from .pooling import Pooler
+from .recipe import Recipe
+
+
+@dataclass
+class Result:
+    recipe: Recipe
+    task: Task
+    scores: dict
+    seconds: float
+    diagnostics: dict = field(default_factory=dict)
+
+    @property
+    def main_score(self) -> float:
+        return float(self.scores["main_score"])
+
+
+def _dump_hint(store: Store, name: str) -> str:
+    return f"hs dump --model {store.model['name']} --task {name} --out {store.path}"
+
+
+class Engine:
+    """Holds the pooled-matrix caches and evaluators for one store across a grid."""
+
+    def __init__(self, store: Store, options: dict | None = None, disk_cache: bool = True):
+        self.store, self.options = store, options or {}
+        self.pooler = Pooler(store, disk_cache=disk_cache)
+        self._evaluators: dict[str, object] = {}
+        self._chains: dict[tuple, list] = {}
+
+    def check(self, tasks: list[Task], recipes: list[Recipe]) -> None:
+        """Fail early, with the command that fixes it, before any computation."""
+        have = set(self.store.corpora)
+        for task in tasks:
+            if task.family == "corpus":
+                raise HsError(f"{task.id} is a reference corpus, not an evaluation task; use it as @{task.id} in a recipe")
+            if task.id not in have:
+                raise HsError(f"store {self.store.path} has no complete corpus for task {task.id}; run: "
+                              f"{_dump_hint(self.store, task.id)}")
+        for recipe in recipes:
+            for ref in recipe.references:
+                if ref not in have:
+                    raise HsError(f"recipe {recipe} needs corpus {ref!r}, which store {self.store.path} lacks; run: "
+                                  f"{_dump_hint(self.store, ref)}")
+            for layer in parse_layers(recipe.layers, self.store.n_model_layers):
+                self.store.layer_position(layer)
+            for step in recipe.post:
+                post_mod.make(step)  # parameter errors surface now
+
+    def evaluator(self, task: Task):
+        if task.id not in self._evaluators:
+            self._evaluators[task.id] = evaluator_for(task, self.store.corpus(task.id), self.options)
+        return self._evaluators[task.id]
+
+    def embed(self, task_id: str, recipe: Recipe) -> np.ndarray:
+        """Post-processed sentence matrix of a task's corpus under ``recipe``."""
+        corpus = self.store.corpus(task_id)
+        X = self.pooler.embed(corpus, recipe)
+        if not recipe.post:
+            return X
+        return self._apply(self._chain(corpus, recipe, X), X)
+
+    @staticmethod
+    def _apply(chain: list, X: np.ndarray) -> np.ndarray:
+        for step in chain:
+            X = step.transform(X)
+        return np.asarray(X, dtype=np.float32)
+
+    def _chain(self, corpus, recipe: Recipe, X_task: np.ndarray) -> list:
+        """Fit the post-processing steps in order, each on its reference passed through the earlier ones."""
+        bare = replace(recipe, post=())
+        uses_task = any(s.ref == "task" for s in recipe.post)
+        key = (str(recipe), corpus.fingerprint if uses_task else None)
+        if key in self._chains:
+            return self._chains[key]
+        fitted = []
+        for step in recipe.post:
+            ref = X_task if step.ref == "task" else self.pooler.embed(self.store.corpus(step.ref), bare)
+            fitted.append(post_mod.make(step).fit(self._apply(fitted, ref)))
+        self._chains[key] = fitted
+        return fitted
+
+    def evaluate(self, task: Task, recipe: Recipe, diagnostics: bool = False) -> Result:
+        t0 = time.perf_counter()
+        X = self.embed(task.id, recipe)
+        scores = self.evaluator(task)(X)
+        seconds = time.perf_counter() - t0
+        diag = {}
+        if diagnostics:
+            ev = self.evaluator(task)
+            if isinstance(ev, STS):
+                ids = np.unique(np.concatenate([ev.a, ev.b]))
+                pos = ev.gold >= 0.8 * ev.gold.max()
+                diag = diagnose(X[ids], (ev.a[pos], ev.b[pos])) | {"alignment_pairs": int(pos.sum())}
+            else:
+                diag = diagnose(X)
+        return Result(recipe, task, scores, seconds, diag)
+
+    def run(self, tasks: list[Task], recipes: list[Recipe], diagnostics: bool = False, progress: bool = True):
+        from tqdm import tqdm
+
+        self.check(tasks, recipes)
+        results = []
+        with tqdm(total=len(tasks) * len(recipes), desc="eval", unit="run", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            for recipe in recipes:
+                for task in tasks:
+                    results.append(self.evaluate(task, recipe, diagnostics))
+                    bar.update()
+        return results
+
+
+def default_tasks(store: Store) -> list[Task]:
+    """The evaluation tasks whose corpora the store holds."""
+    from hsstore.tasks import TASKS
+
+    return [TASKS[n] for n in store.corpora if n in TASKS and TASKS[n].family != "corpus"]
+
+
+def resolve_tasks(store: Store, names: list[str]) -> list[Task]:
+    tasks = [get_task(n) for n in names] if names else default_tasks(store)
+    if not tasks:
+        raise HsError(f"store {store.path} holds no evaluation task; dump one: {_dump_hint(store, 'stsb')}")
+    return tasks

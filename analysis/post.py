@@ -1,0 +1,147 @@
+"""Post-processors in scikit-learn's shape: ``fit(X_reference)`` then ``transform(X)``.
+
+Each is fitted on a reference matrix named by the recipe (the task's own sentences, Wikitext, or
+any stored corpus) and applied to the task's sentences.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hsstore.errors import HsError
+
+from .recipe import Step
+
+
+class ZScore:
+    """Per-dimension standardisation."""
+
+    def fit(self, X):
+        self.mean_ = X.mean(axis=0)
+        self.scale_ = X.std(axis=0)
+        self.scale_[self.scale_ == 0] = 1.0
+        return self
+
+    def transform(self, X):
+        return (X - self.mean_) / self.scale_
+
+
+class QuantileUniform:
+    """Each dimension mapped through the reference's empirical CDF onto [0, 1] (quantile-to-uniform)."""
+
+    def __init__(self, n_quantiles: int = 1000):
+        self.n_quantiles = n_quantiles
+
+    def fit(self, X):
+        q = np.linspace(0, 1, min(self.n_quantiles, X.shape[0]))
+        self.quantiles_ = np.quantile(X, q, axis=0)  # (n_q, dim)
+        self.references_ = q
+        return self
+
+    def transform(self, X):
+        out = np.empty_like(X, dtype=np.float32)
+        for j in range(X.shape[1]):
+            # average of left and right interpolation handles repeated quantiles, as scikit-learn does
+            col, qs = X[:, j], self.quantiles_[:, j]
+            up = np.interp(col, qs, self.references_)
+            down = -np.interp(-col, -qs[::-1], -self.references_[::-1])
+            out[:, j] = 0.5 * (up + down)
+        return out
+
+
+class Whiten:
+    """PCA whitening (rotate to principal axes, scale to unit variance) or ZCA (rotate back).
+    ``k`` keeps the top k directions (PCA only)."""
+
+    def __init__(self, mode: str = "pca", k: int | None = None, eps: float = 1e-8):
+        if mode not in ("pca", "zca"):
+            raise HsError(f"whiten mode must be pca or zca, not {mode!r}")
+        if k is not None and mode == "zca":
+            raise HsError("whiten:k=N keeps N principal directions and applies to mode=pca only")
+        self.mode, self.k, self.eps = mode, k, eps
+
+    def fit(self, X):
+        X = X.astype(np.float64)
+        self.mean_ = X.mean(axis=0)
+        cov = np.cov(X - self.mean_, rowvar=False)
+        vals, vecs = np.linalg.eigh(cov)
+        order = np.argsort(vals)[::-1]
+        vals, vecs = vals[order], vecs[:, order]
+        if self.k:
+            vals, vecs = vals[:self.k], vecs[:, :self.k]
+        W = vecs / np.sqrt(vals + self.eps)
+        self.W_ = (W @ vecs.T if self.mode == "zca" else W).astype(np.float32)
+        return self
+
+    def transform(self, X):
+        return (X - self.mean_.astype(np.float32)) @ self.W_
+
+
+class AllButTheTop:
+    """Mu & Viswanath (2018): subtract the mean, then remove the top ``d`` principal directions."""
+
+    def __init__(self, d: int = 1):
+        self.d = d
+
+    def fit(self, X):
+        X = X.astype(np.float64)
+        self.mean_ = X.mean(axis=0)
+        _, _, vt = np.linalg.svd(X - self.mean_, full_matrices=False)
+        self.U_ = vt[:self.d].T.astype(np.float32)  # (dim, d)
+        return self
+
+    def transform(self, X):
+        Xc = X - self.mean_.astype(np.float32)
+        return Xc - (Xc @ self.U_) @ self.U_.T
+
+
+class PCA:
+    """Projection onto the top ``k`` principal directions (no scaling)."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def fit(self, X):
+        X = X.astype(np.float64)
+        self.mean_ = X.mean(axis=0)
+        _, _, vt = np.linalg.svd(X - self.mean_, full_matrices=False)
+        self.V_ = vt[:self.k].T.astype(np.float32)
+        return self
+
+    def transform(self, X):
+        return (X - self.mean_.astype(np.float32)) @ self.V_
+
+
+class L2:
+    def fit(self, X):
+        return self
+
+    def transform(self, X):
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        return X / np.where(norms == 0, 1.0, norms)
+
+
+def _int(step: Step, key: str, default):
+    value = step.param(key, default)
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        raise HsError(f"{step.name}:{key}= needs a whole number, not {value!r}") from None
+
+
+def make(step: Step):
+    """A fresh, unfitted post-processor for a recipe step."""
+    known = {"zscore": (), "quantile": ("n",), "whiten": ("mode", "k"), "abtt": ("d",), "l2": (), "pca": ("k",)}
+    unknown = [k for k, _ in step.params if k not in known[step.name]]
+    if unknown:
+        raise HsError(f"{step.name} takes {', '.join(known[step.name]) or 'no parameters'}, not {', '.join(unknown)}")
+    if step.name == "zscore":
+        return ZScore()
+    if step.name == "quantile":
+        return QuantileUniform(_int(step, "n", 1000))
+    if step.name == "whiten":
+        return Whiten(step.param("mode", "pca"), _int(step, "k", None))
+    if step.name == "abtt":
+        return AllButTheTop(_int(step, "d", 1))
+    if step.name == "pca":
+        return PCA(_int(step, "k", 128))
+    return L2()

@@ -1,0 +1,100 @@
+"""Results as a table (recipes x tasks), MTEB-shaped JSON records, and CSV."""
+from __future__ import annotations
+
+import csv
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from .engine import Result
+from .recipe import Recipe
+
+
+def _versions() -> dict:
+    import numba
+    import sklearn
+    import zarr
+
+    import hsstore
+
+    return {"hs": hsstore.__version__, "numpy": np.__version__, "numba": numba.__version__,
+            "scikit-learn": sklearn.__version__, "zarr": zarr.__version__, "python": platform.python_version()}
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def records(results: list[Result], store) -> list[dict]:
+    """One record per (recipe, task), in MTEB's TaskResult shape (scores on its 0-1 scale)."""
+    versions = _versions()
+    out = []
+    for r in results:
+        scores = {k: (v / 100 if isinstance(v, float) and k != "C" else v)
+                  for k, v in _plain(r.scores).items() if k != "subsets"}
+        if "subsets" in r.scores:
+            scores["subsets"] = {k: v / 100 for k, v in _plain(r.scores["subsets"]).items()}
+        split = "all" if r.task.protocol == "cv" else "test"
+        out.append({
+            "task_name": r.task.aliases[0] if r.task.aliases else r.task.id,
+            "hs_task": r.task.id,
+            "scores": {split: [{"hf_subset": "default", "languages": ["eng-Latn"], **scores}]},
+            "evaluation_time": r.seconds,
+            "recipe": str(r.recipe),
+            "diagnostics": _plain(r.diagnostics),
+            "store": {"path": str(store.path), "identity": store.identity, "model": store.model["name"],
+                      "weights": store.model.get("weights_sha256") or store.model.get("revision")},
+            "versions": versions,
+        })
+    return out
+
+
+def write_json(results, store, path: Path) -> None:
+    path.write_text(json.dumps(records(results, store), indent=1))
+
+
+def _varying_axes(recipes: list[Recipe]) -> list[str]:
+    keys = ("layers", "combine", "pool", "drop", "weights", "post")
+    parts = [dict(p.split("=", 1) for p in str(r).split(";")) for r in recipes]
+    varying = [k for k in keys if len({p[k] for p in parts}) > 1]
+    return varying or ["layers", "pool"]
+
+
+def _label(recipe: Recipe, axes: list[str]) -> list[str]:
+    parts = dict(p.split("=", 1) for p in str(recipe).split(";"))
+    return [parts[a] for a in axes]
+
+
+def table(results: list[Result]) -> str:
+    """Recipes as rows (only the axes that vary), tasks as columns, and their average."""
+    recipes = list(dict.fromkeys(r.recipe for r in results))
+    tasks = list(dict.fromkeys(r.task.id for r in results))
+    score = {(r.recipe, r.task.id): r.main_score for r in results}
+    axes = _varying_axes(recipes)
+    header = axes + tasks + (["avg"] if len(tasks) > 1 else [])
+    rows = [header]
+    for recipe in recipes:
+        vals = [score[(recipe, t)] for t in tasks]
+        rows.append(_label(recipe, axes) + [f"{v:.2f}" for v in vals]
+                    + ([f"{np.mean(vals):.2f}"] if len(tasks) > 1 else []))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i < len(axes) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    fixed = str(recipes[0]) if len(recipes) == 1 else None
+    return (f"recipe: {fixed}\n" if fixed else "") + "\n".join(lines)
+
+
+def write_csv(results: list[Result], path: Path) -> None:
+    keys = ("layers", "combine", "pool", "drop", "weights", "post")
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["recipe", *keys, "task", "main_score", "seconds"])
+        for r in results:
+            w.writerow([str(r.recipe), *_label(r.recipe, list(keys)), r.task.id, f"{r.main_score:.4f}",
+                        f"{r.seconds:.4f}"])

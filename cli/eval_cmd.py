@@ -1,0 +1,102 @@
+"""``hs eval``: recipes x tasks from a store, on the CPU, without the model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hsstore import HsError
+
+AXES = ("layers", "combine", "pool", "drop", "weights", "post")
+
+
+def _read_grid(path: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """A grid file: JSON ``{"pool": ["mean", "max"], ...}`` (axes) or text, one recipe a line."""
+    if not path.exists():
+        raise HsError(f"grid file {path} does not exist")
+    text = path.read_text()
+    if path.suffix == ".json":
+        try:
+            axes = json.loads(text)
+        except ValueError as exc:
+            raise HsError(f"grid file {path} is not valid JSON ({exc})") from None
+        if not isinstance(axes, dict) or not all(isinstance(v, list) for v in axes.values()):
+            raise HsError(f'grid file {path} must map axes to lists, e.g. {{"pool": ["mean", "max"]}}')
+        return [], {k: [str(x) for x in v] for k, v in axes.items()}
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")], {}
+
+
+def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, ...]]):
+    from analysis.recipe import Recipe, grid, parse_recipe
+
+    strings, file_axes = _read_grid(grid_file) if grid_file else ([], {})
+    bases = [parse_recipe(s) for s in (*recipe_strings, *strings)] or [Recipe()]
+    axes = {**file_axes, **{k: list(v) for k, v in axis_values.items() if v}}
+    recipes = [r for base in bases for r in (grid(axes, base) if axes else [base])]
+    return list(dict.fromkeys(recipes))
+
+
+@click.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--task", "-t", "tasks", multiple=True, metavar="TASK",
+              help="Task to evaluate (repeatable) [default: every evaluation task in the store].")
+@click.option("--recipe", "-r", "recipes", multiple=True, metavar="RECIPE",
+              help="A whole recipe, e.g. 'layers=first-last;pool=mean;post=whiten@wikitext2' (repeatable).")
+@click.option("--grid", "grid_file", type=click.Path(path_type=Path),
+              help="File of recipes (one a line) or a JSON object of axis -> list of values.")
+@click.option("--layers", multiple=True, help="last | first-last | emb-last | all | 0,4-6 (repeatable: a grid axis).")
+@click.option("--combine", multiple=True, help="How several layers combine: mean | concat.")
+@click.option("--pool", multiple=True, help="mean | max | first (cls) | last.")
+@click.option("--drop", multiple=True, help="Tokens to drop: none | special | punct | subword | freq<N>, joined by +.")
+@click.option("--weights", multiple=True, help="Token weights: none | idf | sif, with @REF (e.g. idf@wikitext2).")
+@click.option("--post", multiple=True,
+              help="Post-processing chain: zscore | quantile | whiten[:mode=zca][:k=N] | abtt[:d=N] | pca[:k=N] | l2, "
+                   "joined by +, each with optional @REF.")
+@click.option("--sts-aggregate", type=click.Choice(["all", "mean", "wmean"]), default="all", show_default=True,
+              help="Main STS12-16 score: subsets concatenated (all), their mean, or pair-weighted mean.")
+@click.option("--clustering", type=click.Choice(["kmeans", "mteb"]), default="kmeans", show_default=True,
+              help="k-means over --seeds seeds, or MTEB's MiniBatchKMeans setting.")
+@click.option("--seeds", type=int, default=5, show_default=True, help="Clustering runs per recipe.")
+@click.option("--classification", type=click.Choice(["senteval", "mteb"]), default="senteval", show_default=True,
+              help="SentEval's CV/split protocol, or MTEB's few-shot one (8 per label, 10 experiments).")
+@click.option("--diagnostics", is_flag=True, help="Also report isotropy, alignment and uniformity.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write one MTEB-shaped record per run.")
+@click.option("--csv", "csv_out", type=click.Path(path_type=Path), help="Write one CSV row per run.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk pooled-matrix cache.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def eval_command(store, tasks, recipes, grid_file, layers, combine, pool, drop, weights, post, sts_aggregate,
+                 clustering, seeds, classification, diagnostics, json_out, csv_out, no_cache, quiet):
+    """Evaluate recipes on tasks from a store, without the model.
+
+    A recipe fixes layers, token filter, weights, pooling and post-processing (docs/recipes.md).
+    Options given several times form a grid (their cartesian product).
+
+    \b
+    Examples:
+      hs eval runs/minilm --task stsb --layers last --pool mean
+      hs eval runs/minilm --layers last --layers first-last --pool mean --pool max
+      hs eval runs/minilm -r 'layers=all;weights=idf@wikitext2;post=whiten@wikitext2+l2' --json out.json
+    """
+    import hsstore
+    from analysis.engine import Engine, resolve_tasks
+    from analysis.results import table, write_csv, write_json
+
+    st = hsstore.open(store)
+    axis_values = dict(zip(AXES, (layers, combine, pool, drop, weights, post)))
+    recipe_list = build_recipes(recipes, grid_file, axis_values)
+    task_list = resolve_tasks(st, list(tasks))
+    options = {"sts_aggregate": sts_aggregate, "clustering": clustering, "seeds": seeds,
+               "classification": classification}
+    engine = Engine(st, options, disk_cache=not no_cache)
+    results = engine.run(task_list, recipe_list, diagnostics=diagnostics, progress=not quiet)
+    click.echo(table(results))
+    if diagnostics:
+        for r in results:
+            click.echo(f"{r.task.id:12s} {r.recipe}  " + "  ".join(f"{k}={v:.4g}" for k, v in r.diagnostics.items()))
+    if json_out:
+        write_json(results, st, json_out)
+        click.echo(f"wrote {json_out}", err=True)
+    if csv_out:
+        write_csv(results, csv_out)
+        click.echo(f"wrote {csv_out}", err=True)
