@@ -57,12 +57,14 @@ def hs():
 @click.option("--max-length", type=int, help="Truncate texts to this many tokens [default: the model's limit].")
 @click.option("--batch-tokens", type=int, default=8192, show_default=True,
               help="Padded tokens per batch (batches are length-sorted); fixed per store.")
+@click.option("--chunk-tokens", type=click.IntRange(min=64),
+              help="Tokens per stored chunk [default: about 8 MB of one layer]; fixed per store.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
               help="Autocast precision of the forward pass (auto: fp16 on CUDA, fp32 on CPU).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def dump(model, tasks, files, corpus_name, column, encoding, skip_empty, out, layers, dtype, max_length,
-         batch_tokens, device, precision, quiet):
+         batch_tokens, chunk_tokens, device, precision, quiet):
     """Run a model once over corpora and store every layer's hidden state of every token.
 
     Resumable: if a dump is killed, run the same command again; it continues from the last
@@ -93,7 +95,8 @@ def dump(model, tasks, files, corpus_name, column, encoding, skip_empty, out, la
         if "/" in name or name.startswith("."):
             raise HsError(f"corpus name {name!r} may not contain '/' or start with '.'; pass --corpus-name")
         sources.append(CorpusSource(name, texts, {"file": str(f), "column": column}))
-    summary = run_dump(model, sources, out, layers, dtype, max_length, batch_tokens, device=device,
+    summary = run_dump(model, sources, out, layers, dtype, max_length, batch_tokens, chunk_tokens=chunk_tokens,
+                       device=device,
                        precision=precision, progress=not quiet, log=lambda m: click.echo(m, err=True))
     click.echo(f"stored {len(summary)} corpora in {out}")
     _print_info(out)
@@ -128,7 +131,7 @@ def _print_info(path: Path) -> None:
                f"vocab {m['vocab_size']}  weights {(m.get('weights_sha256') or m.get('revision') or '?')[:16]}")
     s = store.settings
     click.echo(f"stored  layers {s['layers']}  dtype {s['dtype']}  max_length {s['max_length']}  "
-               f"chunk {s['chunk_tokens']} tokens")
+               f"chunks of up to {s['chunk_tokens']} tokens")
     rows = [("corpus", "sentences", "tokens", "truncated", "on disk", "bytes/token", "state")]
     for name in store.all_corpora:
         c = store.corpus(name, allow_incomplete=True)

@@ -196,7 +196,7 @@ def imdb(raw: Path) -> list[dict]:
     records = []
     for split in ("train", "test"):
         with gzip.open(raw / "imdb" / f"{split}.jsonl.gz", "rt", encoding="utf-8") as fh:
-            records += [{"split": split, "text": r["text"], "label": r["label"]} for r in map(json.loads, fh)]
+            records += [{"split": split, "text": r["text"].strip(), "label": r["label"]} for r in map(json.loads, fh)]
     return records
 
 

@@ -171,7 +171,7 @@ def dump_corpus(forward: Forward, writer, plan: CorpusPlan, progress: bool,
 
 def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spec: str = "all",
              dtype: str = "float16", max_length: int | None = None, batch_tokens: int = 8192,
-             max_batch: int = 256, device: str = "auto", precision: str = "auto", progress: bool = True,
+             max_batch: int = 256, chunk_tokens: int | None = None, device: str = "auto", precision: str = "auto", progress: bool = True,
              log: Callable[[str], None] = print) -> dict:
     """Dump every source into the store at ``out``; returns a summary per corpus."""
     from . import model as model_mod
@@ -190,7 +190,7 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
     limit = min(loaded.identity["max_position_embeddings"], getattr(loaded.tokenizer, "model_max_length", 10**9))
     max_length = min(max_length or limit, limit)
     settings = {"dtype": dtype, "layers": layers, "max_length": max_length,
-                "chunk_tokens": default_chunk_tokens(loaded.identity["hidden_size"], dtype),
+                "chunk_tokens": chunk_tokens or default_chunk_tokens(loaded.identity["hidden_size"], dtype),
                 "batch_tokens": batch_tokens, "max_batch": max_batch}
     vocab = loaded.tokenizer.convert_ids_to_tokens(list(range(len(loaded.tokenizer))))
     forward = Forward(loaded, layers, device, precision, dtype)

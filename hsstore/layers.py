@@ -13,7 +13,7 @@ def parse_layers(spec: str, n_layers: int) -> list[int]:
     """Model layer numbers (0 = embedding output, ``n_layers`` = last) of ``spec``, in the given order.
 
     ``last``, ``first-last`` (1 and L), ``emb-last`` (0 and L), ``all``, or comma-separated numbers
-    and ranges such as ``0,4-6``; a negative number counts from the end (-1 = last).
+    and ranges such as ``0,4-6`` or ``0,last``; a negative number counts from the end (-1 = last).
     """
     named = {"last": [n_layers], "first-last": [1, n_layers], "emb-last": [0, n_layers],
              "all": list(range(n_layers + 1))}
@@ -21,7 +21,11 @@ def parse_layers(spec: str, n_layers: int) -> list[int]:
         return named[spec]
     out: list[int] = []
     for part in spec.split(","):
-        m = _PART.fullmatch(part.strip())
+        part = part.strip()
+        if part == "last":
+            out.append(n_layers)
+            continue
+        m = _PART.fullmatch(part)
         if not m:
             raise HsError(f"cannot read layer {part!r} in {spec!r}; use {', '.join(NAMED)} or numbers like 0,4-6")
         a = int(m.group(1))

@@ -58,6 +58,7 @@ def load(name: str) -> LoadedModel:
 
     path = resolve_model_path(name)
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(path)
         model = transformers.AutoModel.from_pretrained(path)

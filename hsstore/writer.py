@@ -79,6 +79,11 @@ def check_output_path(path: Path) -> None:
             raise HsError(f"--out {path} is a Zarr group but not an hs store; give a new directory")
 
 
+def corpus_chunk_tokens(store_chunk: int, n_tokens: int) -> int:
+    """The store's chunk length, shrunk for a small corpus so its one chunk is not mostly padding."""
+    return int(min(store_chunk, max(256, 1 << int(np.ceil(np.log2(max(1, n_tokens)))))))
+
+
 class StoreWriter:
     """Holds the store's exclusive lock while open; use as a context manager."""
 
@@ -171,7 +176,7 @@ class StoreWriter:
             self._write_plan(g, plan)
             g.attrs.update({"fingerprint": fingerprint, "complete": False, "committed_batches": 0,
                             "committed_sentences": 0, "committed_tokens": 0})
-        return CorpusWriter(corpora[plan.name], plan, self.chunk_tokens)
+        return CorpusWriter(corpora[plan.name], plan)
 
     def _write_plan(self, g, plan: CorpusPlan) -> None:
         from zarr.codecs import Crc32cCodec
@@ -192,7 +197,7 @@ class StoreWriter:
         layers = self.settings["layers"]
         hidden = self.root.attrs["model"]["hidden_size"]
         g.create_array("hidden", shape=(len(layers), plan.n_tokens, hidden), dtype=DTYPES[self.settings["dtype"]],
-                       chunks=(1, self.chunk_tokens, hidden), compressors=[Crc32cCodec()], fill_value=0,
+                       chunks=(1, corpus_chunk_tokens(self.chunk_tokens, plan.n_tokens), hidden), compressors=[Crc32cCodec()], fill_value=0,
                        dimension_names=("layer", "token", "hidden"))
         g.attrs.update({"n_sentences": plan.n_sentences, "n_tokens": plan.n_tokens, "truncated": plan.truncated,
                         "n_batches": len(plan.batch_ends), "source": plan.source, "layers": layers})
@@ -201,9 +206,10 @@ class StoreWriter:
 class CorpusWriter:
     """Appends batches of hidden states (in plan order) and moves the commit watermark."""
 
-    def __init__(self, group, plan: CorpusPlan, chunk_tokens: int):
-        self.group, self.plan, self.chunk = group, plan, chunk_tokens
+    def __init__(self, group, plan: CorpusPlan):
+        self.group, self.plan = group, plan
         self.hidden = group["hidden"]
+        self.chunk = int(self.hidden.chunks[1])
         self.batch_token_ends = plan.offsets[plan.batch_ends]
         self.next_batch = int(group.attrs["committed_batches"])
         start = int(self.batch_token_ends[self.next_batch - 1]) if self.next_batch else 0

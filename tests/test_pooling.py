@@ -1,0 +1,123 @@
+"""Pooled sentence vectors against a plain numpy computation from hsstore's arrays."""
+from __future__ import annotations
+
+import collections
+import math
+import string
+
+import numpy as np
+import pytest
+
+import hsstore
+from analysis.kernels import pool_states
+from analysis.pooling import Pooler
+from analysis.recipe import parse_recipe
+from hsstore.layers import parse_layers
+
+
+def _reference_stats(wiki):
+    tf, df = collections.Counter(), collections.Counter()
+    for i in range(wiki.n_sentences):
+        ids = [t for t, k in zip(wiki.token_ids(i).tolist(), wiki.token_kinds(i)) if k != "special"]
+        tf.update(ids)
+        df.update(set(ids))
+    return tf, df, wiki.n_sentences
+
+
+def reference_vectors(store, corpus, recipe_text, sentences):
+    """Straight from the definitions: per sentence, weight/filter tokens, mix layers, pool."""
+    recipe = parse_recipe(recipe_text)
+    layers = parse_layers(recipe.layers, store.n_model_layers)
+    wiki = store.corpus("wikitext2")
+    tf, df, n = _reference_stats(wiki) if recipe.references or recipe.weights.name != "none" else (None, None, 0)
+    if recipe.weights.ref == "task":
+        tf, df, n = _reference_stats(corpus)
+    top = set()
+    for d in recipe.drop:
+        if d.startswith("freq"):
+            wtf, _, _ = _reference_stats(wiki)
+            top = {t for t, _ in sorted(wtf.items(), key=lambda kv: (-kv[1], kv[0]))[:int(d[4:])]}
+    out = []
+    for i in sentences:
+        ids, toks, kinds = corpus.token_ids(i).tolist(), corpus.tokens(i), corpus.token_kinds(i)
+        w = []
+        for t, tok, kind in zip(ids, toks, kinds):
+            weight = 1.0
+            if recipe.weights.name == "idf":
+                weight = math.log((n + 1) / (df.get(t, 0) + 1))
+            elif recipe.weights.name == "sif":
+                weight = 1e-3 / (1e-3 + tf.get(t, 0) / sum(tf.values()))
+            body = tok[2:] if tok.startswith("##") else tok
+            if ("special" in recipe.drop and kind == "special") or \
+               ("punct" in recipe.drop and body and all(c in string.punctuation for c in body)) or \
+               ("subword" in recipe.drop and tok.startswith("##")) or t in top:
+                weight = 0.0
+            w.append(weight)
+        w = np.array(w)
+        states = corpus.hidden(i, layers=layers).astype(np.float64)  # (K, n, H)
+        views = [states.mean(axis=0)] if recipe.combine == "mean" else list(states)
+        pooled = []
+        for v in views:
+            kept = np.flatnonzero(w)
+            if len(kept) == 0:
+                pooled.append(np.zeros(v.shape[1]))
+            elif recipe.pool == "mean":
+                pooled.append((w[:, None] * v).sum(axis=0) / w.sum())
+            elif recipe.pool == "max":
+                pooled.append(v[kept].max(axis=0))
+            else:
+                pooled.append(v[kept[0] if recipe.pool == "first" else kept[-1]])
+        out.append(np.concatenate(pooled))
+    return np.array(out)
+
+
+RECIPES = [
+    "layers=last;pool=mean",
+    "layers=all;pool=mean;drop=special",
+    "layers=first-last;pool=max",
+    "layers=emb-last;combine=concat;pool=max;drop=special+punct",
+    "layers=1;pool=first",
+    "layers=2,3;pool=last;drop=special",
+    "layers=last;pool=mean;weights=idf@wikitext2",
+    "layers=last;pool=mean;weights=idf;drop=special",
+    "layers=first-last;pool=mean;weights=sif@wikitext2;drop=special+subword",
+    "layers=last;pool=mean;drop=special+freq20",
+    "layers=0;pool=max;drop=special+punct+subword",
+]
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_pooled_vectors_equal_numpy(tiny_store, recipe):
+    store = hsstore.open(tiny_store)
+    corpus = store.corpus("sts17")
+    pooler = Pooler(store, disk_cache=False)
+    got = pooler.embed(corpus, parse_recipe(recipe))
+    rows = [0, 1, 17, 250, corpus.n_sentences - 1]
+    expected = reference_vectors(store, corpus, recipe, rows)
+    assert np.max(np.abs(got[rows] - expected)) <= 1e-5
+
+
+def test_disk_cache_gives_the_same_matrix(tiny_store):
+    store = hsstore.open(tiny_store)
+    corpus = store.corpus("biosses")
+    recipe = parse_recipe("layers=all;pool=mean;weights=idf@wikitext2")
+    first = Pooler(store).embed(corpus, recipe)
+    again = Pooler(store)
+    second = again.embed(corpus, recipe)
+    assert again.stats["disk"] == 4 and again.stats["computed"] == 0
+    np.testing.assert_array_equal(first, second)
+
+
+def test_kernel_on_float32_and_float16_agrees_with_numpy():
+    rng = np.random.default_rng(0)
+    states = rng.standard_normal((2, 50, 8)).astype(np.float16)
+    offsets = np.array([0, 3, 3, 20, 50])  # one empty sentence
+    weights = rng.random(50).astype(np.float32)
+    weights[5:8] = 0
+    for dtype in (np.float16, np.float32):
+        got = pool_states(states.astype(dtype), [0.25, 0.75], offsets, weights, "mean")
+        mix = 0.25 * states[0].astype(np.float64) + 0.75 * states[1].astype(np.float64)
+        for s in range(4):
+            a, b = offsets[s], offsets[s + 1]
+            expected = (weights[a:b, None] * mix[a:b]).sum(0) / weights[a:b].sum() if b > a else np.zeros(8)
+            assert np.max(np.abs(got[s] - expected)) <= 1e-5
