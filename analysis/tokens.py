@@ -35,26 +35,37 @@ def _vocab_masks(vocab: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return punct, sub
 
 
-_STATS: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
+_STATS: dict[str, tuple[np.ndarray, np.ndarray, int, np.ndarray]] = {}
 
 
-def corpus_stats(corpus: Corpus, vocab_size: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(document frequency, term frequency, number of sentences) of non-special tokens."""
+def corpus_stats(corpus: Corpus, vocab_size: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """(document frequency, term frequency, number of sentences, is-special flag) per vocabulary id.
+
+    Special tokens are counted like any other, so [CLS] and [SEP], present in every sentence, get
+    an idf of 0 and a small SIF weight.
+    """
     key = corpus.fingerprint
     if key not in _STATS:
         ids = corpus.all_token_ids.astype(np.int64)
-        keep = corpus.all_token_kinds != KIND_SPECIAL
-        tf = np.bincount(ids[keep], minlength=vocab_size)
+        tf = np.bincount(ids, minlength=vocab_size)
         sent = np.repeat(np.arange(corpus.n_sentences), np.diff(corpus.offsets))
-        pairs = np.unique(sent[keep] * vocab_size + ids[keep])  # each (sentence, token) once
+        pairs = np.unique(sent * vocab_size + ids)  # each (sentence, token) once
         df = np.bincount(pairs % vocab_size, minlength=vocab_size)
-        _STATS[key] = (df, tf, corpus.n_sentences)
+        special = np.zeros(vocab_size, dtype=bool)
+        special[ids[corpus.all_token_kinds == KIND_SPECIAL]] = True
+        _STATS[key] = (df, tf, corpus.n_sentences, special)
     return _STATS[key]
+
+
+def most_frequent(ref: Corpus, vocab_size: int, n: int) -> np.ndarray:
+    """The ``n`` most frequent non-special token ids of ``ref`` (ties broken by id)."""
+    _, tf, _, special = corpus_stats(ref, vocab_size)
+    return np.argsort(-np.where(special, -1, tf), kind="stable")[:n]
 
 
 def vocab_weights(step: Step, ref: Corpus, vocab_size: int) -> np.ndarray:
     """Weight per vocabulary id for ``weights=idf|sif``."""
-    df, tf, n = corpus_stats(ref, vocab_size)
+    df, tf, n, _ = corpus_stats(ref, vocab_size)
     if step.name == "idf":  # BERTScore's idf: log((M + 1) / (df + 1))
         return np.log((n + 1.0) / (df + 1.0)).astype(np.float32)
     if step.name == "sif":  # Arora et al. 2017: a / (a + p(t))
@@ -81,8 +92,7 @@ def token_weights(recipe: Recipe, corpus: Corpus, refs: dict[str, Corpus]) -> tu
         elif drop == "subword":
             w = np.where(sub[ids], 0.0, w)
         elif drop.startswith("freq"):
-            _, tf, _ = corpus_stats(refs["wikitext2"], len(vocab))
-            top = np.argsort(-tf, kind="stable")[:int(drop[4:])]
+            top = most_frequent(refs["wikitext2"], len(vocab), int(drop[4:]))
             w = np.where(np.isin(ids, top), 0.0, w)
     used = {recipe.weights.ref} | ({"wikitext2"} if any(d.startswith("freq") for d in recipe.drop) else set())
     key = f"drop={'+'.join(recipe.drop)};weights={recipe.weights};" + ",".join(

@@ -94,16 +94,25 @@ class Forward:
         amp = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         self.autocast = (lambda: torch.autocast(self.device.type, dtype=amp)) if amp else nullcontext
 
-    def __call__(self, plan: CorpusPlan, b: int) -> np.ndarray:
-        torch = self.torch
+    def inputs(self, plan: CorpusPlan, b: int):
         ids, mask = batch_inputs(plan, b, self.pad_id)
-        ids_t = torch.from_numpy(ids).to(self.device)
-        mask_t = torch.from_numpy(mask).to(self.device)
-        with torch.inference_mode(), self.autocast():
-            out = self.model(input_ids=ids_t, attention_mask=mask_t, output_hidden_states=True)
-            states = torch.stack([out.hidden_states[layer] for layer in self.layers])
-            real = states[:, mask_t.bool()]  # (layers, tokens, hidden), sentences in order
-            return real.to(self.out_dtype).cpu().numpy()
+        return self.torch.from_numpy(ids).to(self.device), self.torch.from_numpy(mask).to(self.device)
+
+    def model_states(self, ids, mask):
+        """The bare forward pass: every layer's states, padded."""
+        with self.torch.inference_mode(), self.autocast():
+            return self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+
+    def __call__(self, plan: CorpusPlan, b: int) -> np.ndarray:
+        ids, mask = self.inputs(plan, b)
+        hidden = self.model_states(ids, mask)
+        with self.torch.inference_mode():
+            real = mask.bool()
+            size = hidden[0].shape[-1]
+            out = self.torch.empty((len(self.layers), int(real.sum()), size), dtype=self.out_dtype, device=self.device)
+            for i, layer in enumerate(self.layers):
+                out[i] = hidden[layer][real]  # real tokens only, sentences in order, cast on copy
+            return out.cpu().numpy()
 
 
 def pick_device(device: str, precision: str) -> tuple[str, str]:

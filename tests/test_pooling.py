@@ -15,13 +15,14 @@ from analysis.recipe import parse_recipe
 from hsstore.layers import parse_layers
 
 
-def _reference_stats(wiki):
+def _reference_stats(corpus, skip_special=False):
     tf, df = collections.Counter(), collections.Counter()
-    for i in range(wiki.n_sentences):
-        ids = [t for t, k in zip(wiki.token_ids(i).tolist(), wiki.token_kinds(i)) if k != "special"]
+    for i in range(corpus.n_sentences):
+        ids = [t for t, k in zip(corpus.token_ids(i).tolist(), corpus.token_kinds(i))
+               if not (skip_special and k == "special")]
         tf.update(ids)
         df.update(set(ids))
-    return tf, df, wiki.n_sentences
+    return tf, df, corpus.n_sentences
 
 
 def reference_vectors(store, corpus, recipe_text, sentences):
@@ -35,7 +36,7 @@ def reference_vectors(store, corpus, recipe_text, sentences):
     top = set()
     for d in recipe.drop:
         if d.startswith("freq"):
-            wtf, _, _ = _reference_stats(wiki)
+            wtf, _, _ = _reference_stats(wiki, skip_special=True)
             top = {t for t, _ in sorted(wtf.items(), key=lambda kv: (-kv[1], kv[0]))[:int(d[4:])]}
     out = []
     for i in sentences:
