@@ -10,7 +10,7 @@ from collections import defaultdict
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.stats import pearsonr, spearmanr
+from scipy.stats import pearsonr, rankdata
 
 from hsstore.errors import HsError
 from hsstore.store import Corpus
@@ -20,6 +20,16 @@ from hsstore.tasks import Task
 def _unit(X: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return X / np.where(norms == 0, 1.0, norms)
+
+
+def _centered(ranks: np.ndarray) -> np.ndarray:
+    return ranks - ranks.mean()
+
+
+def _spearman(x: np.ndarray, y_ranks_centered: np.ndarray) -> float:
+    """Spearman's rho (Pearson of average ranks, as scipy), with the gold side ranked once."""
+    rx = _centered(rankdata(x))
+    return float(rx @ y_ranks_centered / np.sqrt((rx @ rx) * (y_ranks_centered @ y_ranks_centered)))
 
 
 class STS:
@@ -36,6 +46,9 @@ class STS:
         self.gold = np.array([r["score"] for r in recs])
         self.subsets = np.array([r.get("subset", "all") for r in recs])
         self.aggregate = aggregate
+        self.masks = {str(n): self.subsets == n for n in np.unique(self.subsets)}
+        self.gold_ranks = {n: _centered(rankdata(self.gold[m])) for n, m in self.masks.items()}
+        self.gold_ranks_all = _centered(rankdata(self.gold))
 
     def cosines(self, X: np.ndarray) -> np.ndarray:
         U = _unit(X)
@@ -43,13 +56,10 @@ class STS:
 
     def __call__(self, X: np.ndarray) -> dict:
         cos = self.cosines(X)
-        scores = {"spearman_all": 100 * spearmanr(cos, self.gold).statistic,
+        scores = {"spearman_all": 100 * _spearman(cos, self.gold_ranks_all),
                   "pearson_all": 100 * pearsonr(cos, self.gold).statistic}
-        names, counts = np.unique(self.subsets, return_counts=True)
-        per = {}
-        for name in names:
-            m = self.subsets == name
-            per[str(name)] = 100 * spearmanr(cos[m], self.gold[m]).statistic
+        per = {n: 100 * _spearman(cos[m], self.gold_ranks[n]) for n, m in self.masks.items()}
+        counts = [int(m.sum()) for m in self.masks.values()]
         scores["subsets"] = per
         scores["spearman_mean"] = float(np.mean(list(per.values())))
         scores["spearman_wmean"] = float(np.average(list(per.values()), weights=counts))

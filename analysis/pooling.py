@@ -46,6 +46,7 @@ class Pooler:
         self.disk_cache = disk_cache
         self.layers = LayerCache(layer_budget_bytes)
         self.pooled: dict[tuple, np.ndarray] = {}
+        self.weights: dict[tuple, tuple[np.ndarray, str]] = {}
         self.stats = {"computed": 0, "disk": 0, "memory": 0}
 
     def refs(self, corpus: Corpus, recipe: Recipe) -> dict[str, Corpus]:
@@ -59,7 +60,10 @@ class Pooler:
         layers = parse_layers(recipe.layers, self.store.n_model_layers)
         for layer in layers:
             self.store.layer_position(layer)  # a clear error for a layer the store lacks
-        weights, wkey = token_weights(recipe, corpus, self.refs(corpus, recipe))
+        tkey = (corpus.fingerprint, recipe.drop, str(recipe.weights))
+        if tkey not in self.weights:
+            self.weights[tkey] = token_weights(recipe, corpus, self.refs(corpus, recipe))
+        weights, wkey = self.weights[tkey]
         if recipe.pool == "max" and recipe.combine == "mean" and len(layers) > 1:
             key = (corpus.fingerprint, tuple(layers), "max-mix", wkey)
             if key not in self.pooled:
@@ -73,7 +77,11 @@ class Pooler:
             return per_layer[0]
         if recipe.combine == "concat":
             return np.concatenate(per_layer, axis=1)
-        return np.mean(per_layer, axis=0, dtype=np.float32)
+        total = per_layer[0] + per_layer[1]
+        for more in per_layer[2:]:
+            total += more
+        total *= np.float32(1 / len(per_layer))
+        return total
 
     def _layer(self, corpus: Corpus, layer: int, pool: str, weights: np.ndarray, wkey: str) -> np.ndarray:
         key = (corpus.fingerprint, layer, pool, wkey)

@@ -47,6 +47,9 @@ def hs():
               help="Your own texts: one per line, or .csv/.tsv/.jsonl with --column (repeatable).")
 @click.option("--corpus-name", help="Corpus name for a single --corpus-file (default: the file's stem).")
 @click.option("--column", help="Column (CSV/TSV) or field (JSONL) holding the text [default: text].")
+@click.option("--corpus-format", type=click.Choice(["auto", "lines", "wikitext"]), default="auto", show_default=True,
+              help="auto: by extension (.csv/.tsv/.jsonl, else one text a line); wikitext: a WikiText raw file "
+                   "(e.g. wiki.train.raw) split into sentences.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Encoding of --corpus-file.")
 @click.option("--skip-empty", is_flag=True, help="Skip empty lines of --corpus-file instead of failing.")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Store directory (created if missing).")
@@ -63,7 +66,7 @@ def hs():
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
               help="Autocast precision of the forward pass (auto: fp16 on CUDA, fp32 on CPU).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def dump(model, tasks, files, corpus_name, column, encoding, skip_empty, out, layers, dtype, max_length,
+def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip_empty, out, layers, dtype, max_length,
          batch_tokens, chunk_tokens, device, precision, quiet):
     """Run a model once over corpora and store every layer's hidden state of every token.
 
@@ -75,6 +78,7 @@ def dump(model, tasks, files, corpus_name, column, encoding, skip_empty, out, la
       hs dump --task stsb --task sickr --out runs/minilm
       hs dump --model bert-base-uncased --task wikitext2 --layers 0,12 --out runs/bert
       hs dump --corpus-file my.txt --out runs/minilm
+      hs dump --corpus-file wiki.train.raw --corpus-format wikitext --corpus-name wikitext2-train --out runs/minilm
     """
     from hsstore.corpusfile import read_corpus_file
     from hsstore.dump import CorpusSource, run_dump
@@ -90,7 +94,7 @@ def dump(model, tasks, files, corpus_name, column, encoding, skip_empty, out, la
         sources.append(CorpusSource(task.id, task.texts(), {"task": task.id, "dataset": task.dataset,
                                                             "splits": list(task.splits)}))
     for f in files:
-        texts = read_corpus_file(f, column=column, encoding=encoding, skip_empty=skip_empty)
+        texts = read_corpus_file(f, column=column, encoding=encoding, skip_empty=skip_empty, fmt=corpus_format)
         name = corpus_name or f.stem
         if "/" in name or name.startswith("."):
             raise HsError(f"corpus name {name!r} may not contain '/' or start with '.'; pass --corpus-name")

@@ -21,6 +21,8 @@ import re
 import sys
 from pathlib import Path
 
+from hsstore import wikitext
+
 
 def read_text(path: Path) -> str:
     raw = path.read_bytes()
@@ -250,26 +252,9 @@ def sampled_title_sets(raw: Path, pool: str, n_sets: int = 5, seed: int = 0) -> 
 
 # --- corpora ----------------------------------------------------------------------------------
 
-WIKITEXT_MARKUP = ((" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."))
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-
-
-def wikitext_sentences(raw_text: str) -> list[str]:
-    """Paragraph lines of WikiText raw split into sentences; headings (`` = Title = ``) dropped."""
-    out = []
-    for line in raw_text.split("\n"):
-        line = line.strip()
-        if not line or line.startswith("="):
-            continue
-        for a, b in WIKITEXT_MARKUP:
-            line = line.replace(a, b)
-        out += [s.strip() for s in SENTENCE_END.split(line) if s.strip()]
-    return out
-
-
 def wikitext2(raw: Path) -> list[dict]:
     text = read_text(raw / "wikitext-2-raw" / "wiki.test.raw")
-    return [{"split": "test", "text": s} for s in wikitext_sentences(text)]
+    return [{"split": "test", "text": s} for s in wikitext.sentences(text)]
 
 
 CONVERTERS = {

@@ -22,15 +22,26 @@ def _decode(path: Path, encoding: str) -> str:
 
 
 def read_corpus_file(path: str | Path, column: str | None = None, encoding: str = "utf-8",
-                     skip_empty: bool = False) -> list[str]:
-    """Texts of ``path`` in file order. Empty texts are an error unless ``skip_empty``."""
+                     skip_empty: bool = False, fmt: str = "auto") -> list[str]:
+    """Texts of ``path`` in file order. Empty texts are an error unless ``skip_empty``.
+
+    ``fmt``: ``auto`` (by extension: .csv, .tsv, .jsonl, else one text a line), ``lines``, or
+    ``wikitext`` (a WikiText raw file, split into sentences as ``data/wikitext2`` is).
+    """
     path = Path(path)
     if not path.exists():
         raise HsError(f"corpus file {path} does not exist")
     if path.is_dir():
         raise HsError(f"corpus file {path} is a directory; give a text, CSV, TSV or JSONL file")
     text = _decode(path, encoding)
-    suffix = path.suffix.lower()
+    if fmt == "wikitext":
+        from .wikitext import sentences
+
+        texts = sentences(text)
+        if not texts:
+            raise HsError(f"{path} holds no WikiText paragraph")
+        return texts
+    suffix = path.suffix.lower() if fmt == "auto" else ""
     if suffix in (".csv", ".tsv"):
         rows = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
         col = column or "text"

@@ -79,6 +79,7 @@ class Store:
             raise HsError(f"{path} uses store format {attrs['format_version']}, newer than this hs "
                           f"understands ({FORMAT_VERSION}); upgrade hs")
         self.attrs = attrs
+        self._opened: dict[str, Corpus] = {}
 
     @property
     def model(self) -> dict:
@@ -129,10 +130,14 @@ class Store:
         return [n for n in self.all_corpora if self._corpora_node.child(n).attrs.get("complete")]
 
     def corpus(self, name: str, allow_incomplete: bool = False) -> "Corpus":
+        if name in self._opened:
+            return self._opened[name]
         if name not in self.all_corpora:
             raise HsError(f"store {self.path} has no corpus {name!r} (it has: {', '.join(self.all_corpora) or 'none'}); "
                           f"add it with `hs dump --model {self.model['name']} --task {name} --out {self.path}`")
         corpus = Corpus(self, name, self._corpora_node.child(name))
+        if corpus.complete:  # only finished corpora are immutable, so only they are kept
+            self._opened[name] = corpus
         if not corpus.complete and not allow_incomplete:
             raise HsError(f"corpus {name!r} in {self.path} is incomplete ({corpus.committed_sentences}/"
                           f"{corpus.n_sentences} sentences); rerun the same `hs dump` command to finish it")

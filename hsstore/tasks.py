@@ -26,8 +26,9 @@ class Dataset:
     name: str
     source: str
     licence: str
-    rows: dict[str, int]  # verified rows per split (or per file) after conversion
+    rows: dict[str, int]  # verified rows per split (or per file) after conversion; {} if not shipped
     note: str = ""
+    hub_split: str = ""  # not in data/: a WikiText-2 split fetched from the hub when asked for
 
 
 DATASETS = {d.name: d for d in [
@@ -80,6 +81,9 @@ DATASETS = {d.name: d for d in [
             "5 sets of 10-50 sites x 20-100 titles, seed 0; not MTEB's exact sets"),
     Dataset("wikitext2", "WikiText-2 raw test split (GitHub Tylogi/TyloQuant@7989d03)", "CC BY-SA 3.0 and GFDL",
             {"test": 9670}, "paragraphs split into sentences, headings dropped, @-@ markup undone"),
+    *[Dataset(f"wikitext2-{split}", "Hugging Face hub, Salesforce/wikitext (wikitext-2-raw-v1)", "CC BY-SA 3.0 and GFDL",
+              {}, "not shipped: downloaded when dumped (needs the hub and pyarrow)", hub_split=split)
+      for split in ("train", "validation")],
 ]}
 
 
@@ -159,6 +163,9 @@ def _tasks() -> list[Task]:
     ]
     corpora = [Task("wikitext2", "corpus", "wikitext2", aliases=("wikitext", "wikitext-2"),
                     description="WikiText-2 raw test, one sentence a text")]
+    corpora += [Task(f"wikitext2-{split}", "corpus", f"wikitext2-{split}", (split,),
+                     description=f"WikiText-2 raw {split} from the hub, one sentence a text")
+                for split in ("train", "validation")]
     return sts + cv + split + clustering + corpora
 
 
@@ -176,6 +183,11 @@ def get_task(name: str) -> Task:
 @lru_cache(maxsize=None)
 def load_dataset(name: str) -> tuple[dict, ...]:
     path = data_dir() / f"{name}.jsonl.gz"
+    split = DATASETS[name].hub_split
+    if split and not path.exists():
+        from .wikitext import fetch_split
+
+        return tuple({"split": split, "text": t} for t in fetch_split(split))
     if not path.exists():
         raise HsError(f"task data {path} is missing; run hs from a clone of the repository or set HS_DATA")
     with gzip.open(path, "rt", encoding="utf-8") as fh:

@@ -11,14 +11,14 @@ from hsstore import HsError
 from hsstore.tasks import DATASETS, TASKS, get_task, load_dataset
 
 
-@pytest.mark.parametrize("name", sorted(DATASETS))
+@pytest.mark.parametrize("name", sorted(n for n, d in DATASETS.items() if not d.hub_split))
 def test_row_counts_per_split(name):
     counts = collections.Counter(r["split"] for r in load_dataset(name))
     assert dict(counts) == DATASETS[name].rows
     assert all(r["text"].strip() == r["text"] and r["text"] for r in load_dataset(name))
 
 
-@pytest.mark.parametrize("task", sorted(TASKS))
+@pytest.mark.parametrize("task", sorted(t for t in TASKS if not TASKS[t].info.hub_split))
 def test_every_task_has_the_fields_its_family_needs(task):
     t = TASKS[task]
     recs = t.records()
@@ -58,3 +58,21 @@ def test_hs_tasks_lists_every_task():
     assert result.exit_code == 0
     for task in TASKS:
         assert f"\n{task} " in "\n" + result.output
+
+
+def test_wikitext_splits_not_shipped_fail_clearly_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    load_dataset.cache_clear()
+    with pytest.raises(HsError, match="--corpus-format wikitext"):
+        get_task("wikitext2-train").texts()
+
+
+def test_wikitext_raw_file_reader(tmp_path):
+    from hsstore.corpusfile import read_corpus_file
+    from hsstore.wikitext import sentences
+
+    raw = " = Title = \n \n The 1 @,@ 000 @-@ tonne ship sank . It was 3 @.@ 5 km long . \n = = Part = = \n More text here .\n"
+    assert sentences(raw) == ["The 1,000-tonne ship sank .", "It was 3.5 km long .", "More text here ."]
+    path = tmp_path / "wiki.train.raw"
+    path.write_text(raw)
+    assert read_corpus_file(path, fmt="wikitext") == sentences(raw)

@@ -122,3 +122,12 @@ def test_kernel_on_float32_and_float16_agrees_with_numpy():
             a, b = offsets[s], offsets[s + 1]
             expected = (weights[a:b, None] * mix[a:b]).sum(0) / weights[a:b].sum() if b > a else np.zeros(8)
             assert np.max(np.abs(got[s] - expected)) <= 1e-5
+
+
+def test_float16_decode_is_exact_for_every_finite_half():
+    halves = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    finite = np.isfinite(halves)
+    n = int(finite.sum())
+    got = pool_states(halves[finite].reshape(1, n, 1), [1.0], np.arange(n + 1), np.ones(n, np.float32), "first")
+    expected = halves[finite].astype(np.float32)
+    assert np.array_equal(got[:, 0], expected)
