@@ -80,6 +80,8 @@ def token_weights(recipe: Recipe, corpus: Corpus, refs: dict[str, Corpus]) -> tu
 
     ``refs`` maps reference names (``task`` and others) to corpora.
     """
+    if not recipe.drop and recipe.weights.name == "none":  # every token counts once: no statistics to read
+        return np.ones(corpus.n_tokens, dtype=np.float32), "all-tokens"
     vocab = tuple(corpus.store.vocab)
     ids = corpus.all_token_ids
     w = vocab_weights(recipe.weights, refs[recipe.weights.ref], len(vocab))[ids]

@@ -1,7 +1,8 @@
 """Chunk length, compression and sharding of the ``hidden`` array: write/read speed and size.
 
 Writes real hidden states (one corpus of an existing store, e.g. the demo's) with each layout, in
-the dump's pattern (whole chunks, in token order), then reads one layer back. All layouts are run
+the dump's pattern (whole chunks, in token order), through zarr's ``array[...] = x`` and, for the
+store's layout, through hs's own chunk encoder (what ``hs dump`` uses); then reads one layer back. All layouts are run
 in one process, interleaved over repeats, so the ratios are comparable on a noisy machine.
 
     python benchmarks/store_layout.py runs/minilm --corpus stsb
@@ -20,6 +21,7 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 import hsstore
+from hsstore.writer import ChunkFiles
 
 
 def layouts(hidden: int):
@@ -33,6 +35,7 @@ def layouts(hidden: int):
     out["chunk 8MB, blosc-lz4 shuffle, crc32c"] = dict(
         chunks=eight, compressors=[BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=2), Crc32cCodec()])
     out["chunk 1MB in 16MB shards, crc32c"] = dict(chunks=eight // 8, shards=eight * 2, compressors=[Crc32cCodec()])
+    out["chunk 8MB, crc32c, hs chunk encoder"] = dict(chunks=eight, compressors=[Crc32cCodec()], direct=True)
     return out
 
 
@@ -44,9 +47,13 @@ def write(path: Path, data: np.ndarray, spec: dict) -> float:
         kw["shards"] = (1, spec["shards"], hidden)
     arr = g.create_array("hidden", shape=data.shape, dtype=data.dtype, **kw)
     step = spec.get("shards", spec["chunks"])
+    files = ChunkFiles(arr, path) if spec.get("direct") else None
     t0 = time.perf_counter()
     for a in range(0, n_tokens, step):
-        arr[:, a:a + step] = data[:, a:a + step]
+        if files:
+            files.write(data[:, a:a + step], a)
+        else:
+            arr[:, a:a + step] = data[:, a:a + step]
     return time.perf_counter() - t0
 
 
