@@ -44,8 +44,6 @@ def uniformity(X: np.ndarray, max_n: int = 2000, seed: int = 0) -> float:
     return float(np.log(np.mean(np.exp(-2 * sq[iu]))))
 
 
-def diagnose(X: np.ndarray, positives: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
-    out = {"avg_cosine": average_cosine(X), "isotropy": partition_ratio(X), "uniformity": uniformity(X)}
-    if positives is not None and len(positives[0]):
-        out["alignment"] = alignment(X, *positives)
-    return out
+def diagnose(X: np.ndarray) -> dict:
+    """Isotropy and uniformity of the rows of ``X`` (alignment needs pairs: see ``alignment``)."""
+    return {"avg_cosine": average_cosine(X), "isotropy": partition_ratio(X), "uniformity": uniformity(X)}

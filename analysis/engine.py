@@ -12,7 +12,7 @@ from hsstore.store import Store
 from hsstore.tasks import Task, get_task
 
 from . import post as post_mod
-from .diagnostics import diagnose
+from .diagnostics import alignment, diagnose
 from .evaluators import STS, evaluator_for
 from .pooling import Pooler
 from .recipe import Recipe
@@ -107,7 +107,8 @@ class Engine:
             if isinstance(ev, STS):
                 ids = np.unique(np.concatenate([ev.a, ev.b]))
                 pos = ev.gold >= 0.8 * ev.gold.max()
-                diag = diagnose(X[ids], (ev.a[pos], ev.b[pos])) | {"alignment_pairs": int(pos.sum())}
+                diag = diagnose(X[ids]) | {"alignment": alignment(X, ev.a[pos], ev.b[pos]),
+                                           "alignment_pairs": int(pos.sum())}
             else:
                 diag = diagnose(X)
         return Result(recipe, task, scores, seconds, diag)

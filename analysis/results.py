@@ -98,3 +98,37 @@ def write_csv(results: list[Result], path: Path) -> None:
         for r in results:
             w.writerow([str(r.recipe), *_label(r.recipe, list(keys)), r.task.id, f"{r.main_score:.4f}",
                         f"{r.seconds:.4f}"])
+
+
+def plot(results: list[Result], path: Path) -> None:
+    """A heatmap of main scores: recipes (the axes that vary) down, tasks and their average across."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from hsstore.errors import HsError
+
+        raise HsError("--plot needs matplotlib: pip install matplotlib (or pip install -e '.[plot]')") from None
+    recipes = list(dict.fromkeys(r.recipe for r in results))
+    tasks = list(dict.fromkeys(r.task.id for r in results))
+    score = {(r.recipe, r.task.id): r.main_score for r in results}
+    grid = np.array([[score[(rc, t)] for t in tasks] for rc in recipes])
+    columns = tasks + (["avg"] if len(tasks) > 1 else [])
+    if len(tasks) > 1:
+        grid = np.hstack([grid, grid.mean(axis=1, keepdims=True)])
+    axes = _varying_axes(recipes)
+    labels = [" ".join(f"{a}={v}" for a, v in zip(axes, _label(rc, axes))) for rc in recipes]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(columns) + 0.07 * max(map(len, labels)), 0.8 + 0.35 * len(recipes)))
+    im = ax.imshow(grid, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(recipes)), labels)
+    for (i, j), v in np.ndenumerate(grid):
+        ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8,
+                color="white" if v < grid.min() + 0.6 * (grid.max() - grid.min()) else "black")
+    fig.colorbar(im, ax=ax, label="main score (x100)")
+    ax.set_title(f"main scores of {len(recipes)} recipes on {len(tasks)} task(s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

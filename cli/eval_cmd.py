@@ -63,10 +63,12 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
 @click.option("--diagnostics", is_flag=True, help="Also report isotropy, alignment and uniformity.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write one MTEB-shaped record per run.")
 @click.option("--csv", "csv_out", type=click.Path(path_type=Path), help="Write one CSV row per run.")
+@click.option("--plot", "plot_out", type=click.Path(path_type=Path),
+              help="Draw the table as a heatmap (PNG, PDF or SVG by extension; needs matplotlib).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk pooled-matrix cache.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def eval_command(store, tasks, recipes, grid_file, layers, combine, pool, drop, weights, post, sts_aggregate,
-                 clustering, seeds, classification, diagnostics, json_out, csv_out, no_cache, quiet):
+                 clustering, seeds, classification, diagnostics, json_out, csv_out, plot_out, no_cache, quiet):
     """Evaluate recipes on tasks from a store, without the model.
 
     A recipe fixes layers, token filter, weights, pooling and post-processing (docs/recipes.md).
@@ -80,7 +82,7 @@ def eval_command(store, tasks, recipes, grid_file, layers, combine, pool, drop, 
     """
     import hsstore
     from analysis.engine import Engine, resolve_tasks
-    from analysis.results import table, write_csv, write_json
+    from analysis.results import plot, table, write_csv, write_json
 
     st = hsstore.open(store)
     axis_values = dict(zip(AXES, (layers, combine, pool, drop, weights, post)))
@@ -100,3 +102,6 @@ def eval_command(store, tasks, recipes, grid_file, layers, combine, pool, drop, 
     if csv_out:
         write_csv(results, csv_out)
         click.echo(f"wrote {csv_out}", err=True)
+    if plot_out:
+        plot(results, plot_out)
+        click.echo(f"wrote {plot_out}", err=True)

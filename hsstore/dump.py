@@ -180,8 +180,8 @@ def dump_corpus(forward: Forward, writer, plan: CorpusPlan, progress: bool,
 
 def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spec: str = "all",
              dtype: str = "float16", max_length: int | None = None, batch_tokens: int = 8192,
-             max_batch: int = 256, chunk_tokens: int | None = None, device: str = "auto", precision: str = "auto", progress: bool = True,
-             log: Callable[[str], None] = print) -> dict:
+             max_batch: int = 256, chunk_tokens: int | None = None, device: str = "auto",
+             precision: str = "auto", progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Dump every source into the store at ``out``; returns a summary per corpus."""
     from . import model as model_mod
     from .writer import check_output_path
@@ -207,6 +207,9 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
     with StoreWriter(out, loaded.identity, settings, vocab) as store:
         # batch settings of an existing store win, so a resumed corpus gets the same batches
         stored = store.root.attrs["settings"]
+        fixed = {k: stored[k] for k in ("batch_tokens", "max_batch", "chunk_tokens") if stored[k] != settings[k]}
+        if fixed:
+            log(f"{out} keeps the settings it was created with: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
         for src in sources:
             plan = plan_corpus(loaded.tokenizer, src, max_length, stored["batch_tokens"], stored["max_batch"])
             fingerprint = plan.fingerprint(store.identity)

@@ -104,7 +104,15 @@ class StoreWriter:
         self._lock_fh.truncate()
         self._lock_fh.write(f"hs dump (pid {os.getpid()})")
         self._lock_fh.flush()
+        try:
+            self._open(model, settings, vocab)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, model: dict, settings: dict, vocab: list[str]) -> None:
         import zarr
+
         self._zarr = zarr
         self.settings = settings
         if (self.path / "zarr.json").exists():

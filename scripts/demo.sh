@@ -19,4 +19,4 @@ hs eval "$store" --task sts12 --task sts13 --task sts14 --task sts15 --task sts1
   --recipe 'layers=last;post=whiten@wikitext2' \
   --recipe 'layers=last;post=abtt:d=3@wikitext2' \
   --recipe 'layers=first-last;drop=special;post=zscore@wikitext2' \
-  --csv "$store-demo.csv"
+  --csv "$store-demo.csv" --plot "$store-demo.png"

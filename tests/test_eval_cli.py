@@ -57,6 +57,13 @@ def test_post_processing_fitted_on_a_reference_corpus(tiny_store):
     assert result.main_score == pytest.approx(expected, abs=1e-4)
 
 
+def test_plot_is_a_picture(tiny_store, tmp_path):
+    code, out = run("eval", str(tiny_store), "-t", "sts17", "-t", "biosses", "--pool", "mean", "--pool", "max",
+                    "--plot", str(tmp_path / "grid.png"), "-q")
+    assert code == 0, out
+    assert (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_recipe_strings_and_grid_files(tiny_store, tmp_path):
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps({"pool": ["mean", "cls"], "post": ["none", "zscore", "quantile", "abtt:d=2"]}))
@@ -93,3 +100,21 @@ def test_a_layer_missing_from_the_store(tmp_path, tiny_model, sentences_file):
     assert code == 2 and "layer 1 is not in store" in text and "--layers all" in text
     code, text = run("eval", str(out), "-t", "sts17", "--layers", "emb-last", "-q")
     assert code == 0, text
+
+
+def test_diagnostics_use_the_task_sentences_and_pairs(tiny_store):
+    from analysis.diagnostics import alignment, average_cosine
+
+    store = hsstore.open(tiny_store)
+    recipe = parse_recipe("layers=last")
+    result = Engine(store, disk_cache=False).evaluate(get_task("sts17"), recipe, diagnostics=True)
+    corpus = store.corpus("sts17")
+    X = Pooler(store, disk_cache=False).embed(corpus, recipe)
+    recs = get_task("sts17").records()
+    top = max(r["score"] for r in recs)
+    pos = [r for r in recs if r["score"] >= 0.8 * top]
+    a, b = corpus.ids_of(r["text"] for r in pos), corpus.ids_of(r["text2"] for r in pos)
+    assert result.diagnostics["alignment_pairs"] == len(pos)
+    assert result.diagnostics["alignment"] == pytest.approx(alignment(X, a, b))
+    used = np.unique(np.concatenate([corpus.ids_of(r["text"] for r in recs), corpus.ids_of(r["text2"] for r in recs)]))
+    assert result.diagnostics["avg_cosine"] == pytest.approx(average_cosine(X[used]))
