@@ -232,15 +232,25 @@ class Corpus:
             return list(range(len(self.store.layers)))
         return [self.store.layer_position(int(layer)) for layer in layers]
 
+    def _read_hidden(self, position: int, span: slice = slice(None)) -> np.ndarray:
+        try:
+            return np.asarray(self._node.array("hidden")[position, span])
+        except (ValueError, OSError) as exc:
+            if "checksum" not in str(exc).lower():
+                raise
+            raise HsError(f"corpus {self.name!r} of {self.store.path} has a corrupt chunk in layer "
+                          f"{self.store.layers[position]} (checksum mismatch): its bytes on disk changed "
+                          f"after it was written; dump the corpus again into a new store") from None
+
     def hidden(self, i: int, layers: Sequence[int] | None = None) -> np.ndarray:
         """Hidden states of sentence ``i``: float32 array (n_layers, n_tokens, hidden)."""
-        span, arr = self._span(i), self._node.array("hidden")
-        return np.stack([np.asarray(arr[p, span], dtype=np.float32) for p in self._positions(layers)])
+        span = self._span(i)
+        return np.stack([self._read_hidden(p, span).astype(np.float32) for p in self._positions(layers)])
 
     def layer(self, layer: int, dtype=None) -> np.ndarray:
         """One layer for every token of the corpus, (n_tokens, hidden), in the stored dtype by default."""
-        out = self._node.array("hidden")[self.store.layer_position(layer)]
-        return np.asarray(out) if dtype is None else np.asarray(out, dtype=dtype)
+        out = self._read_hidden(self.store.layer_position(layer))
+        return out if dtype is None else out.astype(dtype, copy=False)
 
     @property
     def stored_dtype(self) -> np.dtype:

@@ -152,3 +152,18 @@ def test_info_and_show(small_store):
     assert f"{norm:.2f}" in output
     code, output = run_cli("show", str(small_store), "mine", "99")
     assert code == 2 and "out of range" in output
+
+
+def test_a_flipped_byte_is_a_clear_error(tmp_path, small_store):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(small_store, broken)
+    chunk = broken / "corpora/mine/hidden/c/2/0/0"
+    data = bytearray(chunk.read_bytes())
+    data[64] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    code, output = run_cli("show", str(broken), "mine", "0")
+    assert code == 2 and "corrupt chunk in layer 2" in output and "Traceback" not in output, output
+    code, output = run_cli("show", str(small_store), "mine", "0")  # the original is untouched and fine
+    assert code == 0
