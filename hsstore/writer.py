@@ -79,6 +79,20 @@ def check_output_path(path: Path) -> None:
             raise HsError(f"--out {path} is a Zarr group but not an hs store; give a new directory")
 
 
+def _write_small(group, name: str, data: np.ndarray) -> None:
+    """A 1-D array in chunks of up to 4 MiB, each with a CRC-32C (overwriting a half-written one)."""
+    from zarr.codecs import Crc32cCodec
+
+    chunk = max(1, min(len(data), (4 << 20) // data.dtype.itemsize))
+    group.create_array(name, data=data, chunks=(chunk,), compressors=[Crc32cCodec()], overwrite=True)
+
+
+def _write_strings(group, strings: list[str]) -> None:
+    flat, offsets = encode_strings(strings)
+    _write_small(group, "bytes", flat)
+    _write_small(group, "offsets", offsets)
+
+
 def corpus_chunk_tokens(store_chunk: int, n_tokens: int) -> int:
     """The store's chunk length, shrunk for a small corpus so its one chunk is not mostly padding."""
     return int(min(store_chunk, max(256, 1 << int(np.ceil(np.log2(max(1, n_tokens)))))))
@@ -145,10 +159,7 @@ class StoreWriter:
     def _ensure_parts(self, vocab: list[str]) -> None:
         root = self.root
         if "vocab" not in root or not {"bytes", "offsets"} <= set(root["vocab"].array_keys()):
-            flat, offsets = encode_strings(vocab)
-            vg = root.require_group("vocab")
-            vg.create_array("bytes", data=flat, chunks=(max(1, len(flat)),), overwrite=True)
-            vg.create_array("offsets", data=offsets, chunks=(len(offsets),), overwrite=True)
+            _write_strings(root.require_group("vocab"), vocab)
         root.require_group("corpora")
 
     def _check_compatible(self, model: dict, settings: dict) -> None:
@@ -189,23 +200,14 @@ class StoreWriter:
     def _write_plan(self, g, plan: CorpusPlan) -> None:
         from zarr.codecs import Crc32cCodec
 
-        def small(name, data):
-            g.create_array(name, data=data, chunks=(max(1, min(len(data), 1 << 20)),),
-                           compressors=[Crc32cCodec()])
-
-        text = g.create_group("text")
-        flat, offsets = encode_strings(plan.texts)
-        text.create_array("bytes", data=flat, chunks=(max(1, min(len(flat), 1 << 22)),), compressors=[Crc32cCodec()])
-        text.create_array("offsets", data=offsets, chunks=(max(1, min(len(offsets), 1 << 20)),),
-                          compressors=[Crc32cCodec()])
-        small("offsets", plan.offsets)
-        small("token_ids", plan.token_ids)
-        small("token_kind", plan.token_kind)
-        small("batch_ends", plan.batch_ends)
+        _write_strings(g.create_group("text"), plan.texts)
+        for name in ("offsets", "token_ids", "token_kind", "batch_ends"):
+            _write_small(g, name, getattr(plan, name))
         layers = self.settings["layers"]
         hidden = self.root.attrs["model"]["hidden_size"]
+        chunk = corpus_chunk_tokens(self.chunk_tokens, plan.n_tokens)
         g.create_array("hidden", shape=(len(layers), plan.n_tokens, hidden), dtype=DTYPES[self.settings["dtype"]],
-                       chunks=(1, corpus_chunk_tokens(self.chunk_tokens, plan.n_tokens), hidden), compressors=[Crc32cCodec()], fill_value=0,
+                       chunks=(1, chunk, hidden), compressors=[Crc32cCodec()], fill_value=0,
                        dimension_names=("layer", "token", "hidden"))
         g.attrs.update({"n_sentences": plan.n_sentences, "n_tokens": plan.n_tokens, "truncated": plan.truncated,
                         "n_batches": len(plan.batch_ends), "source": plan.source, "layers": layers})
