@@ -112,7 +112,16 @@ def parse_value(key: str, value: str):
     if key == "drop":
         return _parse_drop(value)
     if key == "weights":
-        return parse_step(value, WEIGHTS, "weights")
+        step = parse_step(value, WEIGHTS, "weights")
+        extra = [k for k, _ in step.params if not (step.name == "sif" and k == "a")]
+        if extra:
+            raise HsError(f"weights={step.name} takes {'a=<float>' if step.name == 'sif' else 'no parameters'}, "
+                          f"not {', '.join(extra)}")
+        try:
+            float(step.param("a", 0.001))
+        except ValueError:
+            raise HsError(f"sif:a= needs a number such as 0.001, not {step.param('a')!r}") from None
+        return step
     if key == "post":
         if value in ("none", ""):
             return ()

@@ -96,7 +96,7 @@ def token_weights(recipe: Recipe, corpus: Corpus, refs: dict[str, Corpus]) -> tu
         elif drop.startswith("freq"):
             top = most_frequent(refs["wikitext2"], len(vocab), int(drop[4:]))
             w = np.where(np.isin(ids, top), 0.0, w)
-    used = {recipe.weights.ref} | ({"wikitext2"} if any(d.startswith("freq") for d in recipe.drop) else set())
+    # the corpus's own fingerprint keys the caches already; add those of the other references
     key = f"drop={'+'.join(recipe.drop)};weights={recipe.weights};" + ",".join(
-        f"{r}:{refs[r].fingerprint}" for r in sorted(used) if recipe.weights.name != "none" or r != "task")
+        f"{r}:{refs[r].fingerprint}" for r in sorted(recipe.references))
     return np.ascontiguousarray(w, dtype=np.float32), hashlib.sha256(key.encode()).hexdigest()[:20]

@@ -33,7 +33,7 @@ def test_grid_is_the_cartesian_product():
 @pytest.mark.parametrize("bad,message", [
     ("pool=median", "unknown pool"), ("layers=x", "cannot read layer"), ("drop=stop", "unknown drop"),
     ("post=whiten:k", "parameters look like"), ("weights=tfidf", "unknown weights"), ("colour=red", "unknown recipe key"),
-    ("pool", "key=value"),
+    ("pool", "key=value"), ("weights=idf:k=3", "no parameters"), ("weights=sif:a=x", "needs a number"),
 ])
 def test_bad_recipes(bad, message):
     with pytest.raises(HsError, match=message):
