@@ -9,8 +9,6 @@ import warnings
 from collections import defaultdict
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.stats import pearsonr, rankdata
 
 from hsstore.errors import HsError
 from hsstore.store import Corpus
@@ -20,6 +18,24 @@ from hsstore.tasks import Task
 def _unit(X: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return X / np.where(norms == 0, 1.0, norms)
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their average rank (what Spearman's rho needs).
+
+    Written here so that scoring STS needs no scipy.stats, whose import costs half a second."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])  # first position of each run of ties
+    ends = np.r_[starts[1:], len(xs)]
+    group = np.cumsum(np.r_[True, xs[1:] != xs[:-1]]) - 1
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = (starts[group] + ends[group] + 1) / 2.0
+    return ranks
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.corrcoef(x, y)[0, 1])
 
 
 def _centered(ranks: np.ndarray) -> np.ndarray:
@@ -57,7 +73,7 @@ class STS:
     def __call__(self, X: np.ndarray) -> dict:
         cos = self.cosines(X)
         scores = {"spearman_all": 100 * _spearman(cos, self.gold_ranks_all),
-                  "pearson_all": 100 * pearsonr(cos, self.gold).statistic}
+                  "pearson_all": 100 * _pearson(cos, self.gold)}
         per = {n: 100 * _spearman(cos[m], self.gold_ranks[n]) for n, m in self.masks.items()}
         counts = [int(m.sum()) for m in self.masks.values()]
         scores["subsets"] = per
@@ -69,6 +85,8 @@ class STS:
 
 def hungarian_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     """Accuracy under the best one-to-one matching of clusters to labels."""
+    from scipy.optimize import linear_sum_assignment
+
     _, y = np.unique(labels, return_inverse=True)
     _, c = np.unique(clusters, return_inverse=True)
     table = np.zeros((c.max() + 1, y.max() + 1), dtype=np.int64)

@@ -58,6 +58,16 @@ def test_sts_aggregations():
     assert ev["all"]["main_score"] == pytest.approx(100 * spearmanr(cos, [r["score"] for r in rows]).statistic)
 
 
+def test_rankdata_matches_scipy():
+    from scipy.stats import rankdata as scipy_rankdata
+
+    from analysis.evaluators import rankdata
+
+    rng = np.random.default_rng(0)
+    for x in (rng.standard_normal(50), rng.integers(0, 5, 200).astype(float), np.array([3.0]), np.ones(4)):
+        np.testing.assert_array_equal(rankdata(x), scipy_rankdata(x))
+
+
 def test_hungarian_accuracy():
     labels = np.array(["a", "a", "b", "b", "c", "c"])
     assert hungarian_accuracy(labels, np.array([2, 2, 0, 0, 1, 1])) == 1.0
