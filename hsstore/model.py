@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from .errors import HsError
 
@@ -41,6 +44,18 @@ def weights_digest(path: Path) -> str | None:
     return digest.hexdigest()
 
 
+def hub_reachable() -> bool:
+    """Whether the model hub's host resolves (a quick check that saves a minute of retries offline)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+
+
 @dataclass
 class LoadedModel:
     model: object
@@ -59,12 +74,15 @@ def load(name: str) -> LoadedModel:
     path = resolve_model_path(name)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    # a hub name on a machine without the hub: use the local Hugging Face cache only, at once
+    local_only = not Path(path).exists() and not hub_reachable()
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-        model = transformers.AutoModel.from_pretrained(path)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=local_only)
+        model = transformers.AutoModel.from_pretrained(path, local_files_only=local_only)
     except Exception as exc:  # transformers raises OSError, ValueError, EnvironmentError, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HsError(f"cannot load model {name!r}: {first[:300]} (give a local model directory, a short "
+        where = " (the model hub is not reachable from here and the model is not in the local cache)" if local_only else ""
+        raise HsError(f"cannot load model {name!r}{where}: {first[:200]} (give a local model directory, a short "
                       f"name ({', '.join(SHORT_NAMES)}), or a hub name on a machine that reaches the hub)") from None
     if not getattr(tokenizer, "is_fast", False):
         raise HsError(f"model {name!r} has no fast tokenizer; hs needs one (tokenizer.json)")

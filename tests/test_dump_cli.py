@@ -108,6 +108,7 @@ def bad_inputs(tmp_path: Path, model: str, store: Path):
         "unknown task": (["--model", model, "--task", "nosuchtask", *out], "unknown task 'nosuchtask'"),
         "missing file": (["--model", model, "--corpus-file", str(tmp_path / "missing.txt"), *out], "does not exist"),
         "unloadable model": (["--model", str(no_model), "--task", "sts17", *out], "cannot load model"),
+        "hub model offline": (["--model", "bert-base-uncased", "--task", "sts17", *out], "hub is not reachable"),
         "empty line": (["--model", model, "--corpus-file", str(empty), *out], "line 2 is empty"),
         "undecodable bytes": (["--model", model, "--corpus-file", str(latin), *out], "not valid utf-8"),
         "output is a file": (["--model", model, "--task", "sts17", "--out", str(a_file)], "is a file"),
@@ -116,8 +117,9 @@ def bad_inputs(tmp_path: Path, model: str, store: Path):
     }
 
 
-@pytest.mark.parametrize("case", ["unknown task", "missing file", "unloadable model", "empty line",
-                                  "undecodable bytes", "output is a file", "bad layers", "nothing to dump"])
+@pytest.mark.parametrize("case", ["unknown task", "missing file", "unloadable model", "hub model offline",
+                                  "empty line", "undecodable bytes", "output is a file", "bad layers",
+                                  "nothing to dump"])
 def test_bad_input_is_one_line_and_leaves_the_store_intact(case, tmp_path, tiny_model, small_store):
     before = snapshot(small_store)
     args, message = bad_inputs(tmp_path, str(tiny_model), small_store)[case]
