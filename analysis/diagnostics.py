@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _unit(X):
-    n = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.where(n == 0, 1.0, n)
+from .post import unit_rows
 
 
 def average_cosine(X: np.ndarray) -> float:
     """Mean cosine over all distinct pairs, exactly, from the sum of unit vectors."""
-    U = _unit(X.astype(np.float64))
+    U = unit_rows(X.astype(np.float64))
     n = len(U)
     s = U.sum(axis=0)
     return float((s @ s - n) / (n * (n - 1)))
@@ -30,13 +27,13 @@ def partition_ratio(X: np.ndarray) -> float:
 
 def alignment(X: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     """Wang & Isola: mean squared distance of unit vectors of positive pairs (lower is better)."""
-    U = _unit(X)
+    U = unit_rows(X)
     return float(np.mean(np.sum((U[a] - U[b]) ** 2, axis=1)))
 
 
 def uniformity(X: np.ndarray, max_n: int = 2000, seed: int = 0) -> float:
     """Wang & Isola: log mean exp(-2 |x - y|^2) over pairs of unit vectors (lower is better)."""
-    U = _unit(X.astype(np.float64))
+    U = unit_rows(X.astype(np.float64))
     if len(U) > max_n:
         U = U[np.random.default_rng(seed).choice(len(U), max_n, replace=False)]
     sq = np.maximum(2 - 2 * U @ U.T, 0)

@@ -14,10 +14,7 @@ from hsstore.errors import HsError
 from hsstore.store import Corpus
 from hsstore.tasks import Task
 
-
-def _unit(X: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.where(norms == 0, 1.0, norms)
+from .post import unit_rows
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:
@@ -67,7 +64,7 @@ class STS:
         self.gold_ranks_all = _centered(rankdata(self.gold))
 
     def cosines(self, X: np.ndarray) -> np.ndarray:
-        U = _unit(X)
+        U = unit_rows(X)
         return np.einsum("ij,ij->i", U[self.a], U[self.b])
 
     def __call__(self, X: np.ndarray) -> dict:

@@ -12,6 +12,12 @@ from hsstore.errors import HsError
 from .recipe import Step
 
 
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (zero rows stay zero)."""
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms == 0, 1.0, norms)
+
+
 class ZScore:
     """Per-dimension standardisation."""
 
@@ -112,8 +118,7 @@ class L2:
         return self
 
     def transform(self, X):
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        return X / np.where(norms == 0, 1.0, norms)
+        return unit_rows(X)
 
 
 def _int(step: Step, key: str, default):

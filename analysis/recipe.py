@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 from hsstore.errors import HsError
 from hsstore.layers import check_syntax
@@ -30,6 +30,7 @@ DROPS = ("special", "punct", "subword", "freq")
 WEIGHTS = ("none", "idf", "sif")
 POSTS = ("zscore", "quantile", "whiten", "abtt", "l2", "pca")
 DEFAULT_FREQ = 36
+AXES = ("layers", "combine", "pool", "drop", "weights", "post")  # the fields of a Recipe, in order
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def parse_value(key: str, value: str):
         if value in ("none", ""):
             return ()
         return tuple(parse_step(p, POSTS, "post-processing") for p in value.split("+"))
-    raise HsError(f"unknown recipe key {key!r}; keys are {', '.join(f.name for f in fields(Recipe))}")
+    raise HsError(f"unknown recipe key {key!r}; keys are {', '.join(AXES)}")
 
 
 def parse_recipe(text: str, base: Recipe | None = None) -> Recipe:

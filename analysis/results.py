@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .engine import Result
-from .recipe import Recipe
+from .recipe import AXES, Recipe
 
 
 def _versions() -> dict:
@@ -60,9 +60,8 @@ def write_json(results, store, path: Path) -> None:
 
 
 def _varying_axes(recipes: list[Recipe]) -> list[str]:
-    keys = ("layers", "combine", "pool", "drop", "weights", "post")
     parts = [dict(p.split("=", 1) for p in str(r).split(";")) for r in recipes]
-    varying = [k for k in keys if len({p[k] for p in parts}) > 1]
+    varying = [k for k in AXES if len({p[k] for p in parts}) > 1]
     return varying or ["layers", "pool"]
 
 
@@ -71,18 +70,25 @@ def _label(recipe: Recipe, axes: list[str]) -> list[str]:
     return [parts[a] for a in axes]
 
 
-def table(results: list[Result]) -> str:
-    """Recipes as rows (only the axes that vary), tasks as columns, and their average."""
+def _score_grid(results: list[Result]) -> tuple[list[Recipe], list[str], np.ndarray]:
+    """Recipes and task columns in first-seen order, and the main scores, with an ``avg`` column
+    when there are several tasks."""
     recipes = list(dict.fromkeys(r.recipe for r in results))
     tasks = list(dict.fromkeys(r.task.id for r in results))
     score = {(r.recipe, r.task.id): r.main_score for r in results}
+    grid = np.array([[score[(rc, t)] for t in tasks] for rc in recipes])
+    if len(tasks) > 1:
+        return recipes, tasks + ["avg"], np.hstack([grid, grid.mean(axis=1, keepdims=True)])
+    return recipes, tasks, grid
+
+
+def table(results: list[Result]) -> str:
+    """Recipes as rows (only the axes that vary), tasks as columns, and their average."""
+    recipes, columns, grid = _score_grid(results)
     axes = _varying_axes(recipes)
-    header = axes + tasks + (["avg"] if len(tasks) > 1 else [])
-    rows = [header]
-    for recipe in recipes:
-        vals = [score[(recipe, t)] for t in tasks]
-        rows.append(_label(recipe, axes) + [f"{v:.2f}" for v in vals]
-                    + ([f"{np.mean(vals):.2f}"] if len(tasks) > 1 else []))
+    header = axes + columns
+    rows = [header] + [_label(recipe, axes) + [f"{v:.2f}" for v in values]
+                       for recipe, values in zip(recipes, grid)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i < len(axes) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
@@ -91,12 +97,11 @@ def table(results: list[Result]) -> str:
 
 
 def write_csv(results: list[Result], path: Path) -> None:
-    keys = ("layers", "combine", "pool", "drop", "weights", "post")
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["recipe", *keys, "task", "main_score", "seconds"])
+        w.writerow(["recipe", *AXES, "task", "main_score", "seconds"])
         for r in results:
-            w.writerow([str(r.recipe), *_label(r.recipe, list(keys)), r.task.id, f"{r.main_score:.4f}",
+            w.writerow([str(r.recipe), *_label(r.recipe, list(AXES)), r.task.id, f"{r.main_score:.4f}",
                         f"{r.seconds:.4f}"])
 
 
@@ -111,13 +116,7 @@ def plot(results: list[Result], path: Path) -> None:
         from hsstore.errors import HsError
 
         raise HsError("--plot needs matplotlib: pip install matplotlib (or pip install -e '.[plot]')") from None
-    recipes = list(dict.fromkeys(r.recipe for r in results))
-    tasks = list(dict.fromkeys(r.task.id for r in results))
-    score = {(r.recipe, r.task.id): r.main_score for r in results}
-    grid = np.array([[score[(rc, t)] for t in tasks] for rc in recipes])
-    columns = tasks + (["avg"] if len(tasks) > 1 else [])
-    if len(tasks) > 1:
-        grid = np.hstack([grid, grid.mean(axis=1, keepdims=True)])
+    recipes, columns, grid = _score_grid(results)
     axes = _varying_axes(recipes)
     labels = [" ".join(f"{a}={v}" for a, v in zip(axes, _label(rc, axes))) for rc in recipes]
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(columns) + 0.07 * max(map(len, labels)), 0.8 + 0.35 * len(recipes)))
@@ -128,7 +127,8 @@ def plot(results: list[Result], path: Path) -> None:
         ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8,
                 color="white" if v < grid.min() + 0.6 * (grid.max() - grid.min()) else "black")
     fig.colorbar(im, ax=ax, label="main score (x100)")
-    ax.set_title(f"main scores of {len(recipes)} recipes on {len(tasks)} task(s)")
+    n_tasks = len(columns) - (len(columns) > 1)
+    ax.set_title(f"main scores of {len(recipes)} recipes on {n_tasks} task(s)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -8,9 +8,6 @@ import click
 
 from hsstore import HsError
 
-AXES = ("layers", "combine", "pool", "drop", "weights", "post")
-
-
 def _read_grid(path: Path) -> tuple[list[str], dict[str, list[str]]]:
     """A grid file: JSON ``{"pool": ["mean", "max"], ...}`` (axes) or text, one recipe a line."""
     if not path.exists():
@@ -82,6 +79,7 @@ def eval_command(store, tasks, recipes, grid_file, layers, combine, pool, drop, 
     """
     import hsstore
     from analysis.engine import Engine, resolve_tasks
+    from analysis.recipe import AXES
     from analysis.results import plot, table, write_csv, write_json
 
     st = hsstore.open(store)

@@ -1,9 +1,8 @@
-"""WikiText raw files as sentence corpora: the splitter behind ``data/wikitext2.jsonl.gz``, a local
-file reader, and the hub download of the splits not shipped here (train, validation)."""
+"""WikiText raw files as sentence corpora: the splitter behind ``data/wikitext2.jsonl.gz`` and
+``hs dump --corpus-format wikitext``, and the hub download of the splits not shipped here."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from .errors import HsError
 
@@ -27,16 +26,6 @@ def sentences(raw_text: str) -> list[str]:
             line = line.replace(a, b)
         out += [s.strip() for s in SENTENCE_END.split(line) if s.strip()]
     return out
-
-
-def read_file(path: Path) -> list[str]:
-    """Sentences of a local WikiText raw file such as ``wiki.train.raw``."""
-    try:
-        return sentences(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HsError(f"WikiText file {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise HsError(f"{path} is not UTF-8 text; give a WikiText raw file (wiki.*.raw)") from None
 
 
 def fetch_split(split: str) -> list[str]:
