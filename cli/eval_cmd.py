@@ -8,6 +8,7 @@ import click
 
 from hsstore import HsError
 
+
 def _read_grid(path: Path) -> tuple[list[str], dict[str, list[str]]]:
     """A grid file: JSON ``{"pool": ["mean", "max"], ...}`` (axes) or text, one recipe a line."""
     if not path.exists():
