@@ -198,7 +198,7 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
     layers = sorted(parse_layers(layers_spec, n_layers))
     limit = min(loaded.identity["max_position_embeddings"], getattr(loaded.tokenizer, "model_max_length", 10**9))
     max_length = min(max_length or limit, limit)
-    settings = {"dtype": dtype, "layers": layers, "max_length": max_length,
+    settings = {"dtype": dtype, "layers": layers, "max_length": max_length, "precision": precision,
                 "chunk_tokens": chunk_tokens or default_chunk_tokens(loaded.identity["hidden_size"], dtype),
                 "batch_tokens": batch_tokens, "max_batch": max_batch}
     vocab = loaded.tokenizer.convert_ids_to_tokens(list(range(len(loaded.tokenizer))))
@@ -206,7 +206,7 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
     summary = {}
     with StoreWriter(out, loaded.identity, settings, vocab) as store:
         # batch settings of an existing store win, so a resumed corpus gets the same batches
-        stored = store.root.attrs["settings"]
+        stored = store.attrs["settings"]
         fixed = {k: stored[k] for k in ("batch_tokens", "max_batch", "chunk_tokens") if stored[k] != settings[k]}
         if fixed:
             log(f"{out} keeps the settings it was created with: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
@@ -218,7 +218,8 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
                 log(f"{src.name}: already in {out} ({plan.n_sentences} sentences), skipped")
             else:
                 t0 = time.perf_counter()
-                dump_corpus(forward, store.open_corpus(plan, fingerprint, status), plan, progress, log)
+                writer = store.open_corpus(plan, fingerprint, status, info={"device": device})
+                dump_corpus(forward, writer, plan, progress, log)
                 secs = time.perf_counter() - t0
                 log(f"{src.name}: {plan.n_sentences} sentences, {plan.n_tokens} tokens in {secs:.1f} s"
                     + (f"; {plan.truncated} truncated at {max_length} tokens" if plan.truncated else ""))

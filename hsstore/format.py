@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 FORMAT_NAME = "hs-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# format 1 (hs before the chunk manifest): read-only, checked by chunk presence and checksums only
+READ_VERSIONS = (1, 2)
 
 # per-token kinds
 KIND_TEXT, KIND_SPECIAL, KIND_TEMPLATE, KIND_MASK = 0, 1, 2, 3

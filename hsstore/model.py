@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -100,13 +101,32 @@ def load(name: str) -> LoadedModel:
         "max_position_embeddings": int(getattr(config, "max_position_embeddings", 512)),
         "tokenizer": type(tokenizer).__name__,
         "vocab_size": len(tokenizer),
+        "config_sha256": config_digest(config),
+        "tokenizer_sha256": tokenizer_digest(tokenizer),
     }
     return LoadedModel(model, tokenizer, identity)
 
 
+def _sha256_json(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def config_digest(config) -> str:
+    """SHA-256 of the full model configuration (any change may change the numbers)."""
+    return _sha256_json(config.to_dict())
+
+
+def tokenizer_digest(tokenizer) -> str:
+    """SHA-256 of the fast tokenizer's full definition (vocabulary, normaliser, pre-tokeniser,
+    post-processor) and the settings the wrapper adds (special tokens, length limit)."""
+    extra = {"special": tokenizer.special_tokens_map, "max_length": getattr(tokenizer, "model_max_length", None),
+             "added": sorted(map(str, tokenizer.get_added_vocab().items()))}
+    return _sha256_json({"backend": tokenizer.backend_tokenizer.to_str(), **extra})
+
+
 def same_model(a: dict, b: dict) -> bool:
     """Two identities describe the same weights (names and paths may differ)."""
-    keys = ("architecture", "n_layers", "hidden_size", "vocab_size")
+    keys = ("architecture", "n_layers", "hidden_size", "vocab_size", "config_sha256", "tokenizer_sha256")
     if any(a.get(k) != b.get(k) for k in keys):
         return False
     if a.get("weights_sha256") or b.get("weights_sha256"):

@@ -1,6 +1,7 @@
 """Read-only access to a store, whether a Zarr v3 directory or an HDF5 export of one."""
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cached_property
 from pathlib import Path
@@ -8,8 +9,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import HsError
-from .format import FORMAT_NAME, FORMAT_VERSION, KIND_NAMES, decode_strings
+from .chunks import check_present, chunk_nbytes, expected_keys, list_files
+from .errors import HsError, StoreError
+from .format import FORMAT_NAME, KIND_NAMES, READ_VERSIONS, decode_strings
 
 
 class _Node:
@@ -58,7 +60,25 @@ def _open_root(path: Path) -> _Node:
     if not (path / "zarr.json").exists():
         raise HsError(f"{path} is not an hs store (no zarr.json); create one with `hs dump --out {path}`")
     import zarr
-    return _Node(zarr.open_group(str(path), mode="r"), "zarr")
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        group.attrs.asdict()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"{path}/zarr.json is unreadable ({type(exc).__name__}); the store's root metadata is "
+                         f"damaged: restore it from a copy, or dump again into a new store") from None
+    return _Node(group, "zarr")
+
+
+def checked_read(array, selection, where: str):
+    """``array[selection]`` as numpy, with a checksum failure or unreadable file as a one-line error."""
+    try:
+        return np.asarray(array[selection])
+    except (ValueError, OSError) as exc:
+        if "checksum" in str(exc).lower():
+            raise StoreError(f"{where} has a corrupt chunk (checksum mismatch): its bytes on disk changed after "
+                             f"it was written; run `hs verify --deep` on the store, and dump the corpus again "
+                             f"into a new store") from None
+        raise StoreError(f"{where} cannot be read ({exc}); run `hs verify` on the store") from None
 
 
 def open(path: str | Path) -> "Store":  # noqa: A001 - mirrors zarr.open / h5py.File
@@ -75,9 +95,9 @@ class Store:
         attrs = self._root.attrs
         if attrs.get("format") != FORMAT_NAME:
             raise HsError(f"{path} is a Zarr/HDF5 file but not an hs store (format={attrs.get('format')!r})")
-        if attrs.get("format_version", 0) > FORMAT_VERSION:
+        if attrs.get("format_version", 0) > max(READ_VERSIONS):
             raise HsError(f"{path} uses store format {attrs['format_version']}, newer than this hs "
-                          f"understands ({FORMAT_VERSION}); upgrade hs")
+                          f"understands ({max(READ_VERSIONS)}); upgrade hs")
         self.attrs = attrs
         self._opened: dict[str, Corpus] = {}
 
@@ -111,9 +131,27 @@ class Store:
     def identity(self) -> str:
         return self.attrs["identity"]
 
+    @property
+    def has_manifest(self) -> bool:
+        """Whether the store records each chunk's CRC-32C (format 2; format 1 stores do not)."""
+        return "manifest" in self.attrs
+
+    @property
+    def is_zarr(self) -> bool:
+        return self._root._backend == "zarr"
+
+    def _read_checked(self, array, rel: tuple[str, ...], group_dir: Path, where: str) -> np.ndarray:
+        if self.is_zarr:
+            files = list_files(group_dir.joinpath(*rel))
+            check_present(files, expected_keys(array.shape, array.chunks), chunk_nbytes(array.chunks, array.dtype),
+                          where)
+        return checked_read(array, slice(None), where)
+
     @cached_property
     def vocab(self) -> list[str]:
-        return decode_strings(self.raw("vocab", "bytes")[:], self.raw("vocab", "offsets")[:])
+        parts = [self._read_checked(self.raw("vocab", p), ("vocab", p), self.path, f"store {self.path}, array vocab/{p}")
+                 for p in ("bytes", "offsets")]
+        return decode_strings(*parts)
 
     @cached_property
     def _corpora_node(self) -> _Node | None:
@@ -135,7 +173,13 @@ class Store:
         if name not in self.all_corpora:
             raise HsError(f"store {self.path} has no corpus {name!r} (it has: {', '.join(self.all_corpora) or 'none'}); "
                           f"add it with `hs dump --model {self.model['name']} --task {name} --out {self.path}`")
-        corpus = Corpus(self, name, self._corpora_node.child(name))
+        try:
+            corpus = Corpus(self, name, self._corpora_node.child(name))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise StoreError(f"corpus {name!r} of {self.path} has unreadable metadata; run `hs verify {self.path}`") from None
+        if not corpus.set_up:
+            raise HsError(f"corpus {name!r} in {self.path} was cut off while being set up; rerun the `hs dump` "
+                          f"command that made it (it starts the corpus over)")
         if corpus.complete:  # only finished corpora are immutable, so only they are kept
             self._opened[name] = corpus
         if not corpus.complete and not allow_incomplete:
@@ -158,10 +202,17 @@ class Corpus:
     def __init__(self, store: Store, name: str, node: _Node):
         self.store, self.name, self._node = store, name, node
         self.attrs = node.attrs
+        self.dir = store.path / "corpora" / name
+        self._files: dict[str, dict] = {}
 
     def raw(self, *parts: str):
         """A backend array of this corpus by path, e.g. ``raw("text", "offsets")`` or ``raw("hidden")``."""
         return self._node.path(*parts)
+
+    @property
+    def set_up(self) -> bool:
+        """False for the remains of a dump killed while it wrote the corpus's plan."""
+        return "fingerprint" in self.attrs
 
     @property
     def n_sentences(self) -> int:
@@ -183,21 +234,29 @@ class Corpus:
     def fingerprint(self) -> str:
         return self.attrs["fingerprint"]
 
+    def _where(self, array: str, layer: int | None = None) -> str:
+        return f"corpus {self.name!r} of {self.store.path}, array {array}" + (
+            f" (layer {layer})" if layer is not None else "")
+
+    def small(self, *parts: str) -> np.ndarray:
+        """A 1-D array of the corpus (offsets, token_ids, ...), every chunk checked present and verified."""
+        return self.store._read_checked(self._node.path(*parts), parts, self.dir, self._where("/".join(parts)))
+
     @cached_property
     def texts(self) -> list[str]:
-        return decode_strings(self.raw("text", "bytes")[:], self.raw("text", "offsets")[:])
+        return decode_strings(self.small("text", "bytes"), self.small("text", "offsets"))
 
     @cached_property
     def offsets(self) -> np.ndarray:
-        return np.asarray(self._node.array("offsets")[:], dtype=np.int64)
+        return np.asarray(self.small("offsets"), dtype=np.int64)
 
     @cached_property
     def all_token_ids(self) -> np.ndarray:
-        return np.asarray(self._node.array("token_ids")[:], dtype=np.int32)
+        return np.asarray(self.small("token_ids"), dtype=np.int32)
 
     @cached_property
     def all_token_kinds(self) -> np.ndarray:
-        return np.asarray(self._node.array("token_kind")[:], dtype=np.uint8)
+        return np.asarray(self.small("token_kind"), dtype=np.uint8)
 
     @cached_property
     def sentence_ids(self) -> dict[str, int]:
@@ -227,20 +286,46 @@ class Corpus:
     def token_kinds(self, i: int) -> list[str]:
         return [KIND_NAMES[k] for k in self.all_token_kinds[self._span(i)]]
 
+    def hidden_files(self, position: int) -> dict[str, tuple[int, int]]:
+        """``{key: (size, mtime_ns)}`` of one stored layer's chunk files, all checked present at full
+        size (listed once per corpus and layer)."""
+        key = f"hidden/{position}"
+        if key not in self._files:
+            array = self._node.array("hidden")
+            files = list_files(self.dir / "hidden", f"c/{position}")
+            check_present(files, expected_keys(array.shape, array.chunks, first=position),
+                          chunk_nbytes(array.chunks, array.dtype), self._where("hidden", self.store.layers[position]))
+            self._files[key] = files
+        return self._files[key]
+
+    def signature(self, layer: int) -> str:
+        """A hash of the names, sizes and modification times of the files one layer's pooled matrix
+        is computed from (that layer's chunks, the corpus's other arrays and metadata): any rewrite
+        of them changes it. Caches outside the store keep it beside what they computed."""
+        position = self.store.layer_position(layer)
+        h = hashlib.sha256()
+        if not self.store.is_zarr:  # an HDF5 export: the file itself
+            st = self.store.path.stat()
+            return hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:20]
+        for key, (size, mtime) in sorted(self.hidden_files(position).items()):
+            h.update(f"{key}:{size}:{mtime}\n".encode())
+        for part in ("offsets", "token_ids", "token_kind", "text/bytes", "text/offsets"):
+            for key, (size, mtime) in sorted(list_files(self.dir / part).items()):
+                h.update(f"{part}/{key}:{size}:{mtime}\n".encode())
+        meta = (self.dir / "zarr.json").stat()
+        h.update(f"zarr.json:{meta.st_size}:{meta.st_mtime_ns}".encode())
+        return h.hexdigest()[:20]
+
     def _positions(self, layers: Sequence[int] | None) -> list[int]:
         if layers is None:
             return list(range(len(self.store.layers)))
         return [self.store.layer_position(int(layer)) for layer in layers]
 
     def _read_hidden(self, position: int, span: slice = slice(None)) -> np.ndarray:
-        try:
-            return np.asarray(self._node.array("hidden")[position, span])
-        except (ValueError, OSError) as exc:
-            if "checksum" not in str(exc).lower():
-                raise
-            raise HsError(f"corpus {self.name!r} of {self.store.path} has a corrupt chunk in layer "
-                          f"{self.store.layers[position]} (checksum mismatch): its bytes on disk changed "
-                          f"after it was written; dump the corpus again into a new store") from None
+        if self.store.is_zarr:
+            self.hidden_files(position)  # a missing chunk is an error, not zeros
+        return checked_read(self._node.array("hidden"), (position, span),
+                            self._where("hidden", self.store.layers[position]))
 
     def hidden(self, i: int, layers: Sequence[int] | None = None) -> np.ndarray:
         """Hidden states of sentence ``i``: float32 array (n_layers, n_tokens, hidden)."""

@@ -1,30 +1,39 @@
 """Writing a store: the exclusive lock, the root metadata, and chunk-aligned, resumable corpus writes.
 
-Crash safety rests on two rules. Hidden states are written in whole chunks, in token order, and a
-chunk is written only once it is full (or the corpus ends). The commit watermark in the corpus
-attributes moves only after the chunks it covers are on disk, and only to a batch boundary. A
-resumed dump recomputes the batches after the watermark (batches are fixed by the plan), re-reads
-the committed head of the partly covered chunk, and so rewrites every later chunk with the same
-bytes an uninterrupted run writes. Zarr's local store writes each file by rename, so a chunk on
-disk is either old or new, never torn.
+Crash safety rests on three rules. Hidden states are written in whole chunks, in token order, and a
+chunk is written only once it is full (or the corpus ends). Every metadata change is one atomic
+rewrite of a group's ``zarr.json`` (``atomic.write_group_attrs``), never a key at a time. The
+commit watermark moves only after the chunks it covers and their checksums (``hidden_crc32c``,
+the manifest) are on disk, and only to a batch boundary. A resumed dump checks that the committed
+chunks are all there, recomputes the batches after the watermark (batches are fixed by the plan),
+re-reads (checksum verified) the committed head of the partly covered chunk, and so rewrites every
+later chunk with the same bytes an uninterrupted run writes. Chunk files are written by rename, so
+a chunk on disk is either old or new, never torn. The lock is an ``flock`` on the store directory
+itself: it dies with its process and leaves no file behind.
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import json
+import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .errors import HsError
-from .format import DTYPES, FORMAT_NAME, FORMAT_VERSION, encode_strings
-from .model import same_model
+from .atomic import fault_point, read_group_attrs, remove_temp_files, write_bytes, write_group_attrs
+from .chunks import check_present, encode_chunk, expected_keys, list_files, small_array_crcs
+from .errors import EnvError, HsError, StoreError
+from .format import DTYPES, FORMAT_NAME, FORMAT_VERSION, READ_VERSIONS, encode_strings
 
-LOCK_NAME = ".hs-write.lock"
+LEGACY_LOCK = ".hs-write.lock"  # the lock file of format 1 stores; removed when a newer hs writes
+MANIFEST_ROWS = 256  # hidden_crc32c rows per chunk file: a commit rewrites at most one or two small files
+# settings that change the stored numbers: a store keeps one value of each
+IDENTITY_SETTINGS = ("dtype", "layers", "max_length", "precision")
 
 
 @dataclass
@@ -57,7 +66,7 @@ class CorpusPlan:
 
 def _identity(model: dict, settings: dict) -> str:
     keyed = {k: model.get(k) for k in ("architecture", "n_layers", "hidden_size", "vocab_size",
-                                       "weights_sha256", "revision")}
+                                       "weights_sha256", "revision", "config_sha256", "tokenizer_sha256")}
     if not keyed["weights_sha256"]:
         keyed["name"] = model.get("name")
     blob = json.dumps({"model": keyed, "settings": settings}, sort_keys=True)
@@ -66,36 +75,53 @@ def _identity(model: dict, settings: dict) -> str:
 
 def check_output_path(path: Path) -> None:
     """Refuse a path that is a file or a non-empty directory that is not an hs store."""
-    if path.exists() and not path.is_dir():
-        raise HsError(f"--out {path} is a file; give a directory for the store (it is created if missing)")
-    if path.is_dir() and any(p.name != LOCK_NAME for p in path.iterdir()) and not (path / "zarr.json").exists():
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                where = "is a file" if parent == path else f"lies under {parent}, which is a file"
+                raise HsError(f"--out {path} {where}; give a directory for the store (it is created if missing)")
+            break
+    if path.is_dir() and any(p.name != LEGACY_LOCK for p in path.iterdir()) and not (path / "zarr.json").exists():
         raise HsError(f"--out {path} is a non-empty directory that is not an hs store; give a new or empty directory")
     if (path / "zarr.json").exists():
-        try:
-            attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
-        except (OSError, ValueError):
-            raise HsError(f"{path}/zarr.json is unreadable; this is not a usable hs store") from None
+        attrs = read_root_attrs(path)
         if attrs.get("format") != FORMAT_NAME:
             raise HsError(f"--out {path} is a Zarr group but not an hs store; give a new directory")
 
 
-def _write_small(group, name: str, data: np.ndarray) -> None:
-    """A 1-D array in chunks of up to 4 MiB, each with a CRC-32C (overwriting a half-written one)."""
+def read_root_attrs(path: Path) -> dict:
+    try:
+        return read_group_attrs(path)
+    except (OSError, ValueError):
+        raise StoreError(f"{path}/zarr.json is unreadable; this is not a usable hs store (run `hs verify {path}`)") from None
+
+
+def _write_small(group, name: str, data: np.ndarray) -> list[int]:
+    """A 1-D array in chunks of up to 4 MiB, each with a CRC-32C (overwriting a half-written one);
+    returns the chunks' CRC-32C for the manifest."""
     from zarr.codecs import Crc32cCodec
 
     chunk = max(1, min(len(data), (4 << 20) // data.dtype.itemsize))
-    group.create_array(name, data=data, chunks=(chunk,), compressors=[Crc32cCodec()], overwrite=True)
+    # every chunk is written, even one equal to the fill value: a missing chunk file is an error
+    group.create_array(name, data=data, chunks=(chunk,), compressors=[Crc32cCodec()], overwrite=True,
+                       config={"write_empty_chunks": True})
+    return small_array_crcs(data, chunk)
 
 
-def _write_strings(group, strings: list[str]) -> None:
+def _write_strings(group, strings: list[str]) -> dict[str, list[int]]:
     flat, offsets = encode_strings(strings)
-    _write_small(group, "bytes", flat)
-    _write_small(group, "offsets", offsets)
+    return {"bytes": _write_small(group, "bytes", flat), "offsets": _write_small(group, "offsets", offsets)}
 
 
 def corpus_chunk_tokens(store_chunk: int, n_tokens: int) -> int:
     """The store's chunk length, shrunk for a small corpus so its one chunk is not mostly padding."""
     return int(min(store_chunk, max(256, 1 << int(np.ceil(np.log2(max(1, n_tokens)))))))
+
+
+def write_chunk(path: Path, raw: bytes) -> None:
+    """One chunk file (data then CRC-32C), written by rename; exactly what Zarr's codecs write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(path, encode_chunk(raw))
 
 
 class StoreWriter:
@@ -105,19 +131,16 @@ class StoreWriter:
         self.path = Path(path)
         check_output_path(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_fh = open(self.path / LOCK_NAME, "a+")
+        if not os.access(self.path, os.W_OK):
+            raise EnvError(f"store {self.path} is read-only for this user; write to another --out")
+        self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._lock_fh.seek(0)
-            holder = self._lock_fh.read().strip() or "another process"
-            self._lock_fh.close()
-            raise HsError(f"store {self.path} is being written by {holder}; wait for that dump to finish "
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise HsError(f"store {self.path} is being written by another hs dump; wait for it to finish "
                           f"or write to another --out") from None
-        self._lock_fh.seek(0)
-        self._lock_fh.truncate()
-        self._lock_fh.write(f"hs dump (pid {os.getpid()})")
-        self._lock_fh.flush()
         try:
             self._open(model, settings, vocab)
         except BaseException:
@@ -130,13 +153,26 @@ class StoreWriter:
         self._zarr = zarr
         self.settings = settings
         if (self.path / "zarr.json").exists():
-            self.root = zarr.open_group(str(self.path), mode="r+")
+            self.attrs = read_root_attrs(self.path)
+            if self.attrs.get("format_version", 0) < FORMAT_VERSION:
+                raise HsError(f"store {self.path} was made by an older hs (format {self.attrs.get('format_version')}, "
+                              f"no chunk manifest); it stays readable, but new corpora go into a new store: "
+                              f"give another --out")
+            if self.attrs.get("format_version", 0) not in READ_VERSIONS:
+                raise HsError(f"store {self.path} uses store format {self.attrs['format_version']}, newer than "
+                              f"this hs writes; upgrade hs")
             self._check_compatible(model, settings)
-            self._ensure_parts(vocab)
+            remove_temp_files_here(self.path)
+            (self.path / LEGACY_LOCK).unlink(missing_ok=True)
+            self.root = zarr.open_group(str(self.path), mode="r+")
+            if "manifest" not in self.attrs:  # a kill during the store's set-up: redo it
+                self._write_vocab(vocab)
+            else:
+                self._check_vocab(vocab)
         else:
             self._create(model, settings, vocab)
-        self.identity = self.root.attrs["identity"]
-        self.chunk_tokens = int(self.root.attrs["settings"]["chunk_tokens"])
+        self.identity = self.attrs["identity"]
+        self.chunk_tokens = int(self.attrs["settings"]["chunk_tokens"])
 
     def __enter__(self):
         return self
@@ -145,134 +181,228 @@ class StoreWriter:
         self.close()
 
     def close(self) -> None:
-        if not self._lock_fh.closed:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-            self._lock_fh.close()
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _create(self, model: dict, settings: dict, vocab: list[str]) -> None:
-        # root metadata first, in one write; the parts below are (re)made if a crash cut them short
-        attrs = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "hs_version": __version__,
-                 "model": model, "settings": settings, "identity": _identity(model, settings)}
-        self.root = self._zarr.open_group(str(self.path), mode="a", attributes=attrs)
-        self._ensure_parts(vocab)
+        # root metadata first; the vocabulary's manifest, written last, marks the set-up finished
+        self.attrs = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "hs_version": __version__,
+                      "model": model, "settings": settings, "identity": _identity(model, settings)}
+        self.root = self._zarr.open_group(str(self.path), mode="a", attributes=self.attrs)
+        fault_point("store-created")
+        self._write_vocab(vocab)
 
-    def _ensure_parts(self, vocab: list[str]) -> None:
-        root = self.root
-        if "vocab" not in root or not {"bytes", "offsets"} <= set(root["vocab"].array_keys()):
-            _write_strings(root.require_group("vocab"), vocab)
-        root.require_group("corpora")
+    def _write_vocab(self, vocab: list[str]) -> None:
+        crcs = _write_strings(self.root.require_group("vocab"), vocab)
+        self.root.require_group("corpora")
+        fault_point("vocab-written")
+        self.attrs = {**self.attrs, "manifest": {f"vocab/{k}": v for k, v in crcs.items()}}
+        write_group_attrs(self.path, self.attrs, "store-committed")
+
+    def _check_vocab(self, vocab: list[str]) -> None:
+        from .store import Store
+
+        stored = Store(self.path).vocab  # every chunk present and its checksum verified
+        if stored != vocab:
+            raise HsError(f"store {self.path} holds another tokenizer vocabulary than this dump's model; "
+                          f"write to another --out")
 
     def _check_compatible(self, model: dict, settings: dict) -> None:
-        attrs = self.root.attrs
-        if not same_model(attrs["model"], model):
-            raise HsError(f"store {self.path} holds states of model {attrs['model']['name']!r} "
-                          f"({attrs['model'].get('weights_sha256') or attrs['model'].get('revision')}); "
-                          f"this dump uses {model['name']!r}: write to another --out")
-        stored = attrs["settings"]
-        for key in ("dtype", "layers", "max_length"):
-            if stored[key] != settings[key]:
-                raise HsError(f"store {self.path} was dumped with {key}={stored[key]}, this dump asks for "
+        stored_model = self.attrs["model"]
+        keys = ("architecture", "n_layers", "hidden_size", "vocab_size", "config_sha256", "tokenizer_sha256")
+        if stored_model.get("weights_sha256") or model.get("weights_sha256"):
+            keys += ("weights_sha256",)
+        else:
+            keys += ("name", "revision")
+        differ = [k for k in keys if stored_model.get(k) != model.get(k)]
+        if differ:
+            raise HsError(f"store {self.path} holds states of model {stored_model['name']!r}; this dump's model "
+                          f"{model['name']!r} differs in {', '.join(differ)}: write to another --out")
+        stored = self.attrs["settings"]
+        for key in IDENTITY_SETTINGS:
+            if stored.get(key) != settings[key]:
+                raise HsError(f"store {self.path} was dumped with {key}={stored.get(key)}, this dump asks for "
                               f"{key}={settings[key]}: use the store's setting or write to another --out")
+
+    def _corpus_dir(self, name: str) -> Path:
+        return self.path / "corpora" / name
 
     def corpus_status(self, name: str, fingerprint: str) -> str:
         """'new', 'resume' or 'complete' for a corpus of this plan; raises if the name holds other data."""
-        corpora = self.root["corpora"]
-        if name not in corpora:
+        gdir = self._corpus_dir(name)
+        if not gdir.exists():
             return "new"
-        attrs = corpora[name].attrs
-        if "fingerprint" not in attrs:  # a crash while the plan itself was being written
-            del corpora[name]
+        try:
+            attrs = read_group_attrs(gdir)
+        except FileNotFoundError:
+            attrs = {}
+        except (OSError, ValueError):
+            raise StoreError(f"{gdir}/zarr.json is unreadable; run `hs verify {self.path}`, or remove {gdir} "
+                             f"and rerun to dump the corpus again") from None
+        if "fingerprint" not in attrs:  # a kill while the plan itself was being written
+            shutil.rmtree(gdir)
             return "new"
         if attrs["fingerprint"] != fingerprint:
             raise HsError(f"corpus {name!r} in {self.path} was dumped from other texts or settings; "
                           f"pick another name (--corpus-name) or another --out")
         return "complete" if attrs.get("complete") else "resume"
 
-    def open_corpus(self, plan: CorpusPlan, fingerprint: str, status: str) -> "CorpusWriter":
+    def open_corpus(self, plan: CorpusPlan, fingerprint: str, status: str, info: dict | None = None) -> "CorpusWriter":
+        gdir = self._corpus_dir(plan.name)
         corpora = self.root["corpora"]
         if status == "new":
             g = corpora.create_group(plan.name)
-            self._write_plan(g, plan)
-            g.attrs.update({"fingerprint": fingerprint, "complete": False, "committed_batches": 0,
-                            "committed_sentences": 0, "committed_tokens": 0})
-        return CorpusWriter(corpora[plan.name], plan, self.path)
+            manifest = self._write_plan(g, plan)
+            fault_point("plan-written")
+            attrs = {"n_sentences": plan.n_sentences, "n_tokens": plan.n_tokens, "truncated": plan.truncated,
+                     "n_batches": len(plan.batch_ends), "source": plan.source, "layers": self.settings["layers"],
+                     "manifest": manifest, "fingerprint": fingerprint, "complete": False, "committed_batches": 0,
+                     "committed_sentences": 0, "committed_tokens": 0, "hidden_chunks": 0, **(info or {})}
+            write_group_attrs(gdir, attrs, "corpus-created")
+        else:
+            remove_temp_files(gdir)
+            self._repair_plan(corpora[plan.name], plan)
+        return CorpusWriter(gdir, corpora[plan.name], plan)
 
-    def _write_plan(self, g, plan: CorpusPlan) -> None:
+    def _repair_plan(self, g, plan: CorpusPlan) -> None:
+        """Rewrite any plan array of a resumed corpus that is missing, damaged or not the plan's."""
+        from .store import Store
+
+        corpus = Store(self.path).corpus(plan.name, allow_incomplete=True)
+        expected = {"text": plan.texts, "offsets": plan.offsets, "token_ids": plan.token_ids,
+                    "token_kind": plan.token_kind, "batch_ends": plan.batch_ends}
+        for name, want in expected.items():
+            try:
+                got = corpus.texts if name == "text" else corpus.small(name)
+                same = got == want if name == "text" else np.array_equal(got, want)
+            except (HsError, KeyError):
+                same = False
+            if not same:
+                if name == "text":
+                    _write_strings(g.require_group("text"), plan.texts)
+                else:
+                    _write_small(g, name, getattr(plan, name))
+
+    def _write_plan(self, g, plan: CorpusPlan) -> dict[str, list[int]]:
         from zarr.codecs import Crc32cCodec
 
-        _write_strings(g.create_group("text"), plan.texts)
+        manifest = {f"text/{k}": v for k, v in _write_strings(g.create_group("text"), plan.texts).items()}
         for name in ("offsets", "token_ids", "token_kind", "batch_ends"):
-            _write_small(g, name, getattr(plan, name))
+            manifest[name] = _write_small(g, name, getattr(plan, name))
         layers = self.settings["layers"]
-        hidden = self.root.attrs["model"]["hidden_size"]
+        hidden = self.attrs["model"]["hidden_size"]
         chunk = corpus_chunk_tokens(self.chunk_tokens, plan.n_tokens)
         g.create_array("hidden", shape=(len(layers), plan.n_tokens, hidden), dtype=DTYPES[self.settings["dtype"]],
                        chunks=(1, chunk, hidden), compressors=[Crc32cCodec()], fill_value=0,
                        dimension_names=("layer", "token", "hidden"))
-        g.attrs.update({"n_sentences": plan.n_sentences, "n_tokens": plan.n_tokens, "truncated": plan.truncated,
-                        "n_batches": len(plan.batch_ends), "source": plan.source, "layers": layers})
+        # the manifest of hidden: CRC-32C of chunk (layer l, token chunk i) at row i, column l
+        g.create_array("hidden_crc32c", shape=(math.ceil(plan.n_tokens / chunk), len(layers)), dtype=np.uint32,
+                       chunks=(MANIFEST_ROWS, len(layers)), compressors=[Crc32cCodec()], fill_value=0)
+        return manifest
+
+
+def remove_temp_files_here(directory: Path) -> None:
+    """Temporary files a killed writer left directly in ``directory`` (not below it)."""
+    for p in directory.glob("*.partial"):
+        p.unlink(missing_ok=True)
 
 
 class ChunkFiles:
-    """Writes whole chunks of the ``hidden`` array.
+    """Writes whole chunks of a 2-D or 3-D array of the store's layout (bytes, little-endian, crc32c).
 
-    For the store's own layout (bytes codec, little-endian, then crc32c) it encodes each chunk
-    itself and writes the file by rename, exactly as zarr's codec pipeline would (the tests
-    compare the files byte for byte), 4.5 times as fast as ``array[...] = x`` here
-    (docs/performance.md). Any other codec chain goes through zarr.
+    hs encodes each chunk itself and writes the file by rename, exactly as zarr's codec pipeline
+    would (the tests compare the files byte for byte), 4.5 times as fast as ``array[...] = x`` here
+    (docs/performance.md), and it gets each chunk's CRC-32C for the manifest on the way.
     """
 
-    def __init__(self, array, store_root: Path):
+    def __init__(self, array, group_dir: Path):
         from zarr.codecs import BytesCodec, Crc32cCodec
 
-        self.array = array
-        self.chunk = int(array.chunks[1])
         codecs = array.metadata.codecs
-        self.direct = (len(codecs) == 2 and isinstance(codecs[0], BytesCodec) and codecs[0].endian is not None
-                       and codecs[0].endian.value == "little" and isinstance(codecs[1], Crc32cCodec))
-        self.dir = store_root / array.path
+        if not (len(codecs) == 2 and isinstance(codecs[0], BytesCodec) and codecs[0].endian is not None
+                and codecs[0].endian.value == "little" and isinstance(codecs[1], Crc32cCodec)):
+            raise StoreError(f"{group_dir / array.basename} has codecs {codecs}, not the store's (bytes, crc32c)")
+        self.array = array
+        self.dir = group_dir / array.basename
         self.dtype = np.dtype(array.dtype).newbyteorder("<")
 
-    def write(self, data: np.ndarray, start: int) -> None:
-        """``data`` (layers, n, hidden) at token ``start`` (a chunk boundary); n is whole chunks
-        unless the data ends the array."""
-        if not self.direct:
-            self.array[:, start:start + data.shape[1]] = data
-            return
-        import google_crc32c
+    def write(self, block: np.ndarray, coords: tuple[int, ...]) -> int:
+        """One chunk (padded to full size with zeros); returns its CRC-32C."""
+        from .chunks import chunk_key, crc32c
 
-        for offset in range(0, data.shape[1], self.chunk):
-            block = data[:, offset:offset + self.chunk]
-            if block.shape[1] < self.chunk:  # the array's last chunk is stored full size, fill 0
-                pad = np.zeros((block.shape[0], self.chunk - block.shape[1], block.shape[2]), dtype=block.dtype)
-                block = np.concatenate([block, pad], axis=1)
-            index = (start + offset) // self.chunk
-            for layer in range(block.shape[0]):
-                raw = np.ascontiguousarray(block[layer], dtype=self.dtype).tobytes()
-                path = self.dir / self.array.metadata.encode_chunk_key((layer, index, 0))
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-                with open(tmp, "wb") as fh:
-                    fh.write(raw)
-                    fh.write(google_crc32c.value(raw).to_bytes(4, "little"))
-                os.replace(tmp, path)
+        shape = self.array.chunks
+        if block.shape != shape:
+            full = np.zeros(shape, dtype=block.dtype)
+            full[tuple(slice(0, n) for n in block.shape)] = block
+            block = full
+        raw = np.ascontiguousarray(block, dtype=self.dtype).tobytes()
+        write_chunk(self.dir / chunk_key(coords), raw)
+        return crc32c(raw)
 
 
 class CorpusWriter:
     """Appends batches of hidden states (in plan order) and moves the commit watermark."""
 
-    def __init__(self, group, plan: CorpusPlan, store_root: Path):
-        self.group, self.plan = group, plan
+    def __init__(self, gdir: Path, group, plan: CorpusPlan):
+        self.dir, self.plan = gdir, plan
+        self.attrs = read_group_attrs(gdir)
         self.hidden = group["hidden"]
-        self.files = ChunkFiles(self.hidden, store_root)
-        self.chunk = self.files.chunk
+        self.files = ChunkFiles(self.hidden, gdir)
+        self.crc_files = ChunkFiles(group["hidden_crc32c"], gdir)
+        self.n_layers = self.hidden.shape[0]
+        self.chunk = int(self.hidden.chunks[1])
+        self.manifest = np.zeros(group["hidden_crc32c"].shape, dtype=np.uint32)
         self.batch_token_ends = plan.offsets[plan.batch_ends]
-        self.next_batch = int(group.attrs["committed_batches"])
+        self.next_batch = self._resume_point(group)
         start = int(self.batch_token_ends[self.next_batch - 1]) if self.next_batch else 0
         self.buf_start = start - start % self.chunk
-        # the committed head of a chunk that later batches will complete
-        self.buf = [np.asarray(self.hidden[:, self.buf_start:start])] if start > self.buf_start else []
+        self.buf = []
+        if start > self.buf_start:
+            head = self._committed_head(self.buf_start, start)
+            if head is None:  # damaged: start this corpus over rather than build on it
+                self.next_batch, self.manifest[:], start, self.buf_start = 0, 0, 0, 0
+            else:
+                self.buf = [head]
         self.buf_end = start
+
+    def _resume_point(self, group) -> int:
+        """The committed batch count, moved back before any committed chunk that is missing or damaged."""
+        batches, cols = int(self.attrs["committed_batches"]), int(self.attrs.get("hidden_chunks", 0))
+        if not batches:
+            return 0
+        files = list_files(self.dir / "hidden")
+        size = self.chunk * self.hidden.shape[2] * self.hidden.dtype.itemsize + 4
+        good = cols
+        for col in range(cols):
+            if any(files.get(f"c/{layer}/{col}/0", (None,))[0] != size for layer in range(self.n_layers)):
+                good = col
+                break
+        try:
+            crc_files = list_files(self.dir / "hidden_crc32c")
+            check_present(crc_files, expected_keys((good, self.n_layers), (MANIFEST_ROWS, self.n_layers)),
+                          4 * MANIFEST_ROWS * self.n_layers + 4, "manifest")
+            self.manifest[:good] = np.asarray(group["hidden_crc32c"][:good])
+        except (HsError, ValueError, OSError):
+            good = 0
+        # the last batch whose tokens lie wholly in the good chunks
+        return min(batches, int(np.searchsorted(self.batch_token_ends, good * self.chunk, side="right")))
+
+    def _committed_head(self, chunk_start: int, start: int) -> np.ndarray | None:
+        """The committed tokens of the chunk that later batches complete, read back checksum-verified
+        (None if that chunk is damaged)."""
+        from .chunks import chunk_key, file_crc
+
+        col = chunk_start // self.chunk
+        for layer in range(self.n_layers):
+            try:
+                data_crc, stored_crc = file_crc(self.dir / "hidden" / chunk_key((layer, col, 0)))
+            except OSError:
+                return None
+            if not data_crc == stored_crc == self.manifest[col, layer]:
+                return None
+        return np.asarray(self.hidden[:, chunk_start:start])
 
     @property
     def start_batch(self) -> int:
@@ -292,20 +422,39 @@ class CorpusWriter:
 
     def finish(self) -> None:
         self._flush(final=True)
-        self.group.attrs.update({"complete": True})
 
     def _flush(self, final: bool) -> None:
         pending = self.buf_end - self.buf_start
         n = pending if final else pending - pending % self.chunk
-        if n == 0:
+        if n == 0 and not final:
             return
-        data = np.concatenate(self.buf, axis=1) if len(self.buf) > 1 else self.buf[0]
-        self.files.write(data[:, :n], self.buf_start)
-        self.buf = [data[:, n:]] if n < pending else []
-        self.buf_start += n
+        if n:
+            data = np.concatenate(self.buf, axis=1) if len(self.buf) > 1 else self.buf[0]
+            first = self.buf_start // self.chunk
+            for offset in range(0, n, self.chunk):
+                col = first + offset // self.chunk
+                for layer in range(self.n_layers):
+                    self.manifest[col, layer] = self.files.write(data[layer, offset:offset + self.chunk][None], (layer, col, 0))
+            fault_point("chunks-written")
+            last = (self.buf_start + n - 1) // self.chunk
+            for row in range(first // MANIFEST_ROWS, last // MANIFEST_ROWS + 1):
+                self.crc_files.write(self.manifest[row * MANIFEST_ROWS:(row + 1) * MANIFEST_ROWS], (row, 0))
+            fault_point("manifest-written")
+            self.buf = [data[:, n:]] if n < pending else []
+            self.buf_start += n
         committed = int(np.searchsorted(self.batch_token_ends, self.buf_start, side="right"))
         committed = min(committed, self.next_batch)
         sentences = int(self.plan.batch_ends[committed - 1]) if committed else 0
-        self.group.attrs.update({"committed_batches": committed, "committed_sentences": sentences,
-                                 "committed_tokens": int(self.plan.offsets[sentences])})
+        complete = final and committed == len(self.plan.batch_ends)
+        if complete:
+            self._check_all_chunks()
+        self.attrs.update({"committed_batches": committed, "committed_sentences": sentences,
+                           "committed_tokens": int(self.plan.offsets[sentences]),
+                           "hidden_chunks": math.ceil(self.buf_start / self.chunk), "complete": complete})
+        write_group_attrs(self.dir, self.attrs, "complete" if complete else "commit")
 
+    def _check_all_chunks(self) -> None:
+        files = list_files(self.dir / "hidden")
+        size = self.chunk * self.hidden.shape[2] * self.hidden.dtype.itemsize + 4
+        check_present(files, expected_keys(self.hidden.shape, self.hidden.chunks), size,
+                      f"corpus {self.plan.name!r}, array hidden")

@@ -1,0 +1,105 @@
+"""Chunk files of the store's arrays: which must exist, their sizes, and their CRC-32C.
+
+Zarr returns the fill value for a chunk file that is not there, so a partial copy of a store would
+read as zeros. hs knows every chunk a finished array must have (its shape and chunk grid), lists
+the files once per array (or per layer of ``hidden``) and refuses a read when one is missing or has
+the wrong size. Every array of a store is uncompressed bytes followed by a 4-byte CRC-32C of them,
+so a chunk's expected size is fixed and its checksum is the file's last four bytes.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import StoreError
+
+
+def crc32c(data: bytes) -> int:
+    import google_crc32c
+
+    return int(google_crc32c.value(data))
+
+
+def encode_chunk(raw: bytes) -> bytes:
+    """A chunk file of the store's codec chain (bytes, crc32c): the data and its little-endian CRC-32C."""
+    return raw + crc32c(raw).to_bytes(4, "little")
+
+
+def grid(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:
+    """Chunks along each dimension."""
+    return tuple(math.ceil(n / c) for n, c in zip(shape, chunks))
+
+
+def chunk_nbytes(chunks: tuple[int, ...], dtype) -> int:
+    """Bytes of one chunk file: the full chunk (the last one is stored padded) plus the checksum."""
+    return int(np.prod(chunks)) * np.dtype(dtype).itemsize + 4
+
+
+def chunk_key(coords: tuple[int, ...]) -> str:
+    """The file of a chunk under its array's directory (Zarr v3 default keys: ``c/i/j``)."""
+    return "/".join(["c", *map(str, coords)])
+
+
+def list_files(array_dir: Path, under: str = "c") -> dict[str, tuple[int, int]]:
+    """``{key: (size, mtime_ns)}`` of the chunk files below ``array_dir/under``."""
+    out = {}
+    base = array_dir / under
+    prefix = under
+    stack = [(base, prefix)]
+    while stack:
+        directory, rel = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StoreError(f"cannot list {directory} ({exc.strerror}); check the store's permissions") from None
+        for entry in entries:
+            key = f"{rel}/{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((Path(entry.path), key))
+            elif not entry.name.endswith(".partial"):
+                st = entry.stat()
+                out[key] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def expected_keys(shape: tuple[int, ...], chunks: tuple[int, ...], first: int | None = None) -> list[str]:
+    """Keys of every chunk of an array (``first``: only chunks of that index along axis 0)."""
+    ranges = [range(n) for n in grid(shape, chunks)]
+    if first is not None:
+        ranges[0] = range(first, first + 1)
+    return [chunk_key(c) for c in itertools.product(*ranges)]
+
+
+def check_present(files: dict, keys: list[str], size: int, where: str) -> None:
+    """Raise naming the first chunk of ``keys`` that is missing or not ``size`` bytes long."""
+    for key in keys:
+        got = files.get(key)
+        if got is None:
+            raise StoreError(f"{where}: chunk {key} is missing (a partial copy?); copy the store again, "
+                             f"or run `hs verify` on it for the full list")
+        if got[0] != size:
+            raise StoreError(f"{where}: chunk {key} has {got[0]} bytes, not {size} (truncated?); copy the store "
+                             f"again, or run `hs verify` on it for the full list")
+
+
+def file_crc(path: Path) -> tuple[int, int]:
+    """(CRC-32C computed over the chunk's data, CRC-32C stored in its last four bytes)."""
+    raw = path.read_bytes()
+    return crc32c(raw[:-4]), int.from_bytes(raw[-4:], "little")
+
+
+def small_array_crcs(data: np.ndarray, chunk: int) -> list[int]:
+    """The CRC-32C of each chunk of a 1-D array as Zarr stores it (last chunk padded with zeros)."""
+    out = []
+    le = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<"))
+    for start in range(0, len(le), chunk):
+        block = le[start:start + chunk]
+        raw = block.tobytes() + bytes((chunk - len(block)) * le.dtype.itemsize)
+        out.append(crc32c(raw))
+    return out
