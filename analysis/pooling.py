@@ -8,15 +8,14 @@ reads the tokens of all its layers at once.
 """
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 
 import numpy as np
 
 from hsstore.layers import parse_layers
-from hsstore.paths import cache_dir
 from hsstore.store import Corpus, Store
 
+from .diskcache import DiskCache
 from .kernels import pool_states
 from .recipe import Recipe
 from .tokens import token_weights
@@ -44,6 +43,7 @@ class Pooler:
     def __init__(self, store: Store, disk_cache: bool = True, layer_budget_bytes: int = 4 << 30):
         self.store = store
         self.disk_cache = disk_cache
+        self.disk = DiskCache("pooled") if disk_cache else None
         self.layers = LayerCache(layer_budget_bytes)
         self.pooled: dict[tuple, np.ndarray] = {}
         self.weights: dict[tuple, tuple[np.ndarray, str]] = {}
@@ -89,17 +89,17 @@ class Pooler:
             self.stats["memory"] += 1
             return self.pooled[key]
         path = None
-        if self.disk_cache:
-            path = cache_dir("pooled", self.store.identity, corpus.fingerprint) / f"L{layer}-{pool}-{wkey}.npy"
-            if path.exists():
+        if self.disk is not None:  # the corpus's file signature: a changed store misses the cache
+            path = self.disk.path(self.store.identity, corpus.fingerprint,
+                                  f"L{layer}-{pool}-{wkey}-{corpus.signature(layer)}.npy")
+            cached = self.disk.load(path)
+            if cached is not None:
                 self.stats["disk"] += 1
-                self.pooled[key] = np.load(path)
-                return self.pooled[key]
+                self.pooled[key] = cached
+                return cached
         out = pool_states(self.layers.get(corpus, layer), [1.0], corpus.offsets, weights, pool)
         self.stats["computed"] += 1
-        if path is not None:
-            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, out)
-            os.replace(tmp, path)
+        if self.disk is not None:
+            self.disk.save(path, out)
         self.pooled[key] = out
         return out

@@ -56,7 +56,8 @@ def main() -> None:
         texts = [t for task in tasks for t in get_task(task).texts()]
         plan = plan_corpus(loaded.tokenizer, CorpusSource("bench", texts, {}), 512, args.batch_tokens, 256)
         forward = Forward(loaded, layers, device, precision, "float16")
-        settings = {"dtype": "float16", "layers": layers, "max_length": 512, "batch_tokens": args.batch_tokens,
+        settings = {"dtype": "float16", "layers": layers, "max_length": 512, "precision": precision,
+                    "batch_tokens": args.batch_tokens,
                     "max_batch": 256, "chunk_tokens": default_chunk_tokens(loaded.identity["hidden_size"], "float16")}
         vocab = loaded.tokenizer.convert_ids_to_tokens(list(range(len(loaded.tokenizer))))
         sync = (lambda: __import__("torch").cuda.synchronize()) if device == "cuda" else (lambda: None)

@@ -7,17 +7,24 @@ from pathlib import Path
 import click
 
 from hsstore import HsError, __version__
+from hsstore.errors import os_error
 
 
 class HsGroup(click.Group):
-    """Prints an HsError as one line (no traceback) and exits with status 2."""
+    """Prints an HsError, or an OSError from the disk, as one line (no traceback) and exits with the
+    error's status: 2 for a usage error, 1 for missing or corrupt data and a failing disk."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except HsError as exc:
             click.echo(f"hs: error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(exc.exit_status)
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            click.echo(f"hs: error: {os_error(exc)}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("hs: interrupted; rerun the same command to resume", err=True)
             sys.exit(130)
@@ -83,6 +90,7 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
     from hsstore.corpusfile import read_corpus_file
     from hsstore.dump import CorpusSource, run_dump
     from hsstore.tasks import get_task
+    from hsstore.writer import check_corpus_name
 
     if not tasks and not files:
         raise HsError("nothing to dump: give --task TASK (see `hs tasks`) or --corpus-file FILE")
@@ -95,9 +103,7 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
                                                             "splits": list(task.splits)}))
     for f in files:
         texts = read_corpus_file(f, column=column, encoding=encoding, skip_empty=skip_empty, fmt=corpus_format)
-        name = corpus_name or f.stem
-        if "/" in name or name.startswith("."):
-            raise HsError(f"corpus name {name!r} may not contain '/' or start with '.'; pass --corpus-name")
+        name = check_corpus_name(corpus_name or f.stem)
         sources.append(CorpusSource(name, texts, {"file": str(f), "column": column}))
     summary = run_dump(model, sources, out, layers, dtype, max_length, batch_tokens, chunk_tokens=chunk_tokens,
                        device=device,
@@ -138,7 +144,11 @@ def _print_info(path: Path) -> None:
                f"chunks of up to {s['chunk_tokens']} tokens")
     rows = [("corpus", "sentences", "tokens", "truncated", "on disk", "bytes/token", "state")]
     for name in store.all_corpora:
-        c = store.corpus(name, allow_incomplete=True)
+        try:
+            c = store.corpus(name, allow_incomplete=True)
+        except HsError as exc:  # the remains of a dump killed while it set the corpus up, or damage
+            rows.append((name, "-", "-", "-", "-", "-", f"unusable: {exc}"))
+            continue
         size = c.nbytes_on_disk()
         state = "complete" if c.complete else f"incomplete {c.committed_sentences}/{c.n_sentences}"
         rows.append((name, str(c.n_sentences), str(c.n_tokens), str(c.attrs.get("truncated", 0)),
@@ -198,6 +208,36 @@ def export(store, out, quiet):
 
     export_hdf5(hsstore.open(store), out, progress=not quiet)
     click.echo(f"wrote {out}")
+
+
+@hs.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--corpus", "corpus_name", metavar="NAME", help="Check only this corpus.")
+@click.option("--deep", is_flag=True, help="Also read every chunk and compare its CRC-32C with the stored one "
+                                            "and the manifest's (reads the whole store).")
+@click.option("--repair", is_flag=True, help="Remove the temporary files of killed runs (nothing else is changed).")
+def verify(store, corpus_name, deep, repair):
+    """Check a store: metadata, shapes, offsets, that every chunk file is there at full size, and
+    (--deep) every chunk's checksum against the manifest. Prints each problem as
+    `corpus NAME array ARRAY chunk KEY: what` and exits with status 1 if there is any.
+
+    \b
+    Examples:
+      hs verify runs/minilm
+      hs verify runs/minilm --corpus stsb --deep
+    """
+    from hsstore.verify import verify as run_verify
+
+    report = run_verify(store, corpus_name, deep=deep, repair=repair)
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    for problem in report.problems:
+        click.echo(problem)
+    checked = "every chunk's checksum, " if deep else ""
+    if report.problems:
+        click.echo(f"{len(report.problems)} problems in {store}", err=True)
+        sys.exit(1)
+    click.echo(f"{store}: ok (metadata, shapes, offsets, {checked}chunk files present)")
 
 
 from cli.eval_cmd import eval_command  # noqa: E402

@@ -34,6 +34,10 @@ def read_corpus_file(path: str | Path, column: str | None = None, encoding: str 
     if path.is_dir():
         raise HsError(f"corpus file {path} is a directory; give a text, CSV, TSV or JSONL file")
     text = _decode(path, encoding)
+    if "\x00" in text:
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise HsError(f"{path} line {line} holds a NUL byte (a binary file, or UTF-16 read as {encoding}?); "
+                      f"remove it or pass the right --encoding")
     if fmt == "wikitext":
         from .wikitext import sentences
 
@@ -57,7 +61,10 @@ def read_corpus_file(path: str | Path, column: str | None = None, encoding: str 
                 value = json.loads(line)[col]
             except (ValueError, KeyError, TypeError):
                 raise HsError(f"{path} line {i} is not a JSON object with a {col!r} field; pass --column NAME") from None
-            items.append((i, str(value)))
+            if not isinstance(value, str):
+                raise HsError(f"{path} line {i}: field {col!r} is {json.dumps(value)[:20]}, not a string; "
+                              f"fix or remove that line")
+            items.append((i, value))
     else:
         if column:
             raise HsError(f"--column applies to .csv, .tsv and .jsonl files, not {path.name}")

@@ -20,7 +20,7 @@ import numpy as np
 from .errors import HsError
 from .format import DTYPES, KIND_SPECIAL, KIND_TEXT, default_chunk_tokens
 from .layers import parse_layers
-from .writer import CorpusPlan, StoreWriter
+from .writer import CorpusPlan, StoreWriter, check_corpus_name
 
 
 @dataclass
@@ -189,7 +189,7 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
     check_output_path(out)  # before the slow model load
     if dtype not in DTYPES:
         raise HsError(f"--dtype must be one of {', '.join(DTYPES)}")
-    names = [s.name for s in sources]
+    names = [check_corpus_name(s.name) for s in sources]
     if len(set(names)) != len(names):
         raise HsError(f"two corpora share a name in {names}; pass --corpus-name")
     device, precision = pick_device(device, precision)

@@ -4,24 +4,40 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from .errors import HsError
 from .store import Store
 
 
 def export_hdf5(store: Store, out: Path, progress: bool = True) -> None:
-    import h5py
+    """Every complete corpus, each array read with its chunks checked; written to ``OUT.partial`` and
+    renamed at the end, so ``out`` appears only whole. A failed export removes its partial file, and
+    one left by a killed export is replaced."""
     from tqdm import tqdm
 
     if out.exists():
         raise HsError(f"{out} exists; remove it or give another file name")
+    if not out.parent.is_dir():
+        raise HsError(f"{out.parent} is not a directory; give an output file in an existing directory")
     tmp = out.with_name(out.name + ".partial")
+    tmp.unlink(missing_ok=True)  # a killed export's remains
+    try:
+        _write(store, tmp, progress, tqdm)
+        tmp.rename(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write(store: Store, tmp: Path, progress: bool, tqdm) -> None:
+    import h5py
+
+    from .format import encode_strings
+
     with h5py.File(tmp, "w") as h5:
         h5.attrs["json"] = json.dumps(store.attrs)
         vocab = h5.create_group("vocab")
-        for part in ("bytes", "offsets"):
-            vocab.create_dataset(part, data=store.raw("vocab", part)[:])
+        for part, data in zip(("bytes", "offsets"), encode_strings(store.vocab)):
+            vocab.create_dataset(part, data=data)
         corpora = h5.create_group("corpora")
         for name in store.corpora:
             corpus = store.corpus(name)
@@ -29,14 +45,13 @@ def export_hdf5(store: Store, out: Path, progress: bool = True) -> None:
             g.attrs["json"] = json.dumps(corpus.attrs)
             text = g.create_group("text")
             for part in ("bytes", "offsets"):
-                text.create_dataset(part, data=corpus.raw("text", part)[:])
+                text.create_dataset(part, data=corpus.small("text", part))
             for part in ("offsets", "token_ids", "token_kind", "batch_ends"):
-                g.create_dataset(part, data=corpus.raw(part)[:])
+                g.create_dataset(part, data=corpus.small(part))
             hidden = corpus.raw("hidden")
             n_layers, n_tokens, size = hidden.shape
             dset = g.create_dataset("hidden", shape=hidden.shape, dtype=hidden.dtype,
                                     chunks=(1, min(n_tokens, max(1, (1 << 22) // (size * hidden.dtype.itemsize))), size),
                                     fletcher32=True)
             for p in tqdm(range(n_layers), desc=f"export {name}", disable=not progress, unit="layer"):
-                dset[p] = np.asarray(hidden[p])
-    tmp.rename(out)
+                dset[p] = corpus.layer(store.layers[p])

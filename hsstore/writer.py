@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,19 @@ class CorpusPlan:
             h.update(np.ascontiguousarray(arr).tobytes())
         h.update("\n".join(self.texts).encode("utf-8"))
         return h.hexdigest()[:32]
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+
+
+def check_corpus_name(name: str) -> str:
+    """A corpus name is a directory name in the store: letters, digits and ._+- (not first), at most
+    100 characters, not a name Zarr or hs use for their own files."""
+    if not _NAME.fullmatch(name) or name == "zarr.json" or name.endswith(".partial"):
+        shown = repr(name) if len(name) <= 40 else repr(name[:40]) + "..."
+        raise HsError(f"corpus name {shown} is not allowed: use up to 100 letters, digits and . _ + - "
+                      f"(not first), e.g. --corpus-name my-corpus")
+    return name
 
 
 def _identity(model: dict, settings: dict) -> str:
