@@ -188,10 +188,10 @@ def show(store, corpus, index):
     c = st.corpus(corpus)
     states = c.hidden(index)
     norms = np.linalg.norm(states, axis=2)  # (layers, tokens)
-    click.echo(f"{corpus}[{index}]: {c.texts[index]}")
     header = ["token", "kind"] + [f"L{layer}" for layer in st.layers]
     rows = [header] + [[tok, kind] + [f"{v:.2f}" for v in norms[:, j]]
                        for j, (tok, kind) in enumerate(zip(c.tokens(index), c.token_kinds(index)))]
+    click.echo(f"{corpus}[{index}]: {c.texts[index]}")  # after every read: an error prints alone
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
         click.echo("  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))))

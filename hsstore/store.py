@@ -160,12 +160,21 @@ class Store:
     @property
     def all_corpora(self) -> list[str]:
         """Every corpus group, complete or not (``hs info`` shows both)."""
+        if self.is_zarr:  # by directory: one corpus with broken metadata must not hide the others
+            base = self.path / "corpora"
+            return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
         return self._corpora_node.children() if self._corpora_node else []
 
     @property
     def corpora(self) -> list[str]:
         """Names of the complete corpora."""
-        return [n for n in self.all_corpora if self._corpora_node.child(n).attrs.get("complete")]
+        return [n for n in self.all_corpora if self._complete(n)]
+
+    def _complete(self, name: str) -> bool:
+        try:
+            return bool(self._corpora_node.child(name).attrs.get("complete"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
 
     def corpus(self, name: str, allow_incomplete: bool = False) -> "Corpus":
         if name in self._opened:
@@ -175,6 +184,7 @@ class Store:
                           f"add it with `hs dump --model {self.model['name']} --task {name} --out {self.path}`")
         try:
             corpus = Corpus(self, name, self._corpora_node.child(name))
+            corpus.attrs  # noqa: B018 - parse the metadata now
         except (OSError, ValueError, KeyError, TypeError):
             raise StoreError(f"corpus {name!r} of {self.path} has unreadable metadata; run `hs verify {self.path}`") from None
         if not corpus.set_up:

@@ -1,0 +1,264 @@
+"""The fault drill: kill, starve and damage `hs dump` and its stores on purpose; never a wrong number.
+
+On a tiny random BERT (built here, no download) it runs:
+  - random SIGKILLs during a dump, each followed by a rerun of the same command;
+  - a SIGKILL right after each distinct metadata write of the dump and commit path
+    (``HS_FAULT_KILL_AFTER``, see hsstore/atomic.py), then a rerun;
+  - a full disk (a small tmpfs; the dump fails, the store is copied to a larger disk and resumed);
+  - the corruption matrix: a chunk of each array missing, truncated or with a flipped byte, read
+    by `hs eval` with a cold and with a warm cache, and checked by `hs verify --deep`.
+Each case's outcome is `identical` (same bytes or same figures as an undisturbed run), `clean error`
+(a one-line `hs: error:` and a non-zero exit status) or WRONG (anything else: a different number
+with exit status 0, a traceback, a resume that does not end identical). It prints a table and the
+count of each outcome.
+
+    python scripts/faults.py                # the whole drill (a few minutes on two cores)
+    python scripts/faults.py --kills 5 --quick
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+IDENTICAL, CLEAN, WRONG = "identical", "clean error", "WRONG"
+KILL_POINTS = ["store-created", "vocab-written", "store-committed", "plan-written", "corpus-created",
+               "chunks-written", "manifest-written", "commit", "commit:3", "complete"]
+ARRAYS = ["hidden", "hidden_crc32c", "offsets", "token_ids", "token_kind", "batch_ends", "text/bytes",
+          "text/offsets", "vocab/bytes", "vocab/offsets"]
+DAMAGES = ["missing", "truncated", "flipped"]
+RECIPE = "layers=last;pool=mean;drop=punct+special"
+
+
+def run_hs(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    full = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=full, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+class Result:
+    """What a command left: exit status, stdout, stderr (of a subprocess or an in-process run)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_in_process(*args: str, env: dict | None = None) -> Result:
+    """An `hs` command in this process (no start-up cost: the corruption matrix runs many)."""
+    from click.testing import CliRunner
+
+    from cli.main import hs
+
+    r = CliRunner().invoke(hs, list(args), env={"HF_HUB_OFFLINE": "1", **(env or {})})
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        import traceback
+
+        return Result(1, r.stdout, r.stderr + "Traceback\n" + "".join(traceback.format_exception(r.exception)))
+    return Result(r.exit_code, r.stdout, r.stderr)
+
+
+def start_hs(*args: str, env: dict | None = None) -> subprocess.Popen:
+    full = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=full,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def snapshot(path: Path) -> dict[str, str]:
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def clean_error(proc) -> bool:
+    """A non-zero exit whose stderr is one `hs: error:` line (no traceback)."""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("hs: warning:")]
+    return proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("hs: error:")
+
+
+class Drill:
+    def __init__(self, work: Path, model: Path, corpus: Path):
+        self.work, self.model, self.corpus = work, model, corpus
+        self.rows: list[tuple[str, str, str]] = []
+        self.dump_args = ["dump", "--model", str(model), "--task", "sts17", "--corpus-file", str(corpus),
+                          "--batch-tokens", "512",
+                          "--chunk-tokens", "1024", "-q"]
+        self.clean = work / "clean"
+        proc = run_in_process(*self.dump_args, "--out", str(self.clean))
+        assert proc.returncode == 0, proc.stderr
+        self.clean_files = snapshot(self.clean)
+
+    def record(self, case: str, outcome: str, detail: str = "") -> None:
+        self.rows.append((case, outcome, detail))
+        print(f"{case:44s} {outcome:12s} {detail}", flush=True)
+
+    def finish_and_compare(self, case: str, store: Path) -> None:
+        """Rerun the dump into ``store`` and compare every file with the undisturbed dump."""
+        info = run_in_process("info", str(store))
+        if info.returncode != 0 and not clean_error(info) or "Traceback" in info.stderr:
+            return self.record(case, WRONG, "hs info: " + info.stderr.strip().splitlines()[-1][:80])
+        proc = run_in_process(*self.dump_args, "--out", str(store))
+        if proc.returncode != 0:
+            return self.record(case, WRONG, "rerun failed: " + proc.stderr.strip()[-100:])
+        same = snapshot(store) == self.clean_files
+        self.record(case, IDENTICAL if same else WRONG, "" if same else "files differ from the undisturbed dump")
+
+    def random_kills(self, n: int, rng: random.Random) -> None:
+        """``n`` SIGKILLs at random moments, each followed by the next attempt of the same command."""
+        store, kills = self.work / "killed", 0
+        while kills < n:
+            proc = start_hs(*self.dump_args, "--out", str(store), env={"HS_FAULT_BATCH_DELAY": "0.01"})
+            started = store / "corpora" / "wiki" / "zarr.json"
+            while not started.exists() and proc.poll() is None:  # kill during the dump, not the imports
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 3.0))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                if kills % 5 == 0 or kills == n:  # check a resumed store every few kills
+                    self.finish_and_compare(f"random SIGKILL x{kills}", store)
+                    shutil.rmtree(store)
+            else:  # it finished before the kill: compare and start over
+                proc.communicate()
+                self.finish_and_compare(f"random SIGKILL (finished first, after {kills})", store)
+                shutil.rmtree(store)
+
+    def kill_points(self, points: list[str] = KILL_POINTS) -> None:
+        for point in points:
+            store = self.work / f"kp-{point.replace(':', '-')}"
+            proc = run_hs(*self.dump_args, "--out", str(store), env={"HS_FAULT_KILL_AFTER": point})
+            if proc.returncode != -signal.SIGKILL:
+                self.record(f"kill after {point}", WRONG, f"the hook did not fire (exit {proc.returncode})")
+                continue
+            self.finish_and_compare(f"kill after {point}", store)
+
+    def full_disk(self) -> None:
+        mnt = self.work / "tmpfs"
+        mnt.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                          capture_output=True).returncode != 0:
+            self.record("full disk", "skipped", "cannot mount a tmpfs here (needs root)")
+            return
+        try:
+            proc = run_in_process(*self.dump_args, "--out", str(mnt / "s"))
+            if not clean_error(proc) or proc.returncode != 1:
+                return self.record("full disk: dump", WRONG, proc.stderr.strip()[-120:])
+            self.record("full disk: dump", CLEAN, proc.stderr.strip()[:70])
+            store = self.work / "from-full-disk"
+            shutil.copytree(mnt / "s", store)
+            self.finish_and_compare("full disk: copied elsewhere and resumed", store)
+            proc = run_in_process("export", str(self.clean), str(mnt / "x.h5"), "-q")
+            left = sorted(p.name for p in mnt.iterdir())
+            ok = clean_error(proc) and proc.returncode == 1 and "x.h5.partial" not in left and "x.h5" not in left
+            self.record("full disk: export", CLEAN if ok else WRONG, proc.stderr.strip()[:70])
+        finally:
+            subprocess.run(["umount", str(mnt)])
+
+    def corruption(self, arrays: list[str] = ARRAYS, damages: list[str] = DAMAGES) -> None:
+        cache = self.work / "cache"
+        base = ["eval", "--task", "sts17", "-r", RECIPE, "-q"]
+        ref = run_in_process(*base[:1], str(self.clean), *base[1:], env={"HS_CACHE": str(cache / "ref")})
+        assert ref.returncode == 0, ref.stderr
+        for array in arrays:
+            for damage in damages:
+                for warm in (False, True):
+                    case = f"{array} chunk {damage}, {'warm' if warm else 'cold'} cache"
+                    store = self.work / "damaged"
+                    shutil.rmtree(store, ignore_errors=True)
+                    shutil.copytree(self.clean, store)
+                    env = {"HS_CACHE": str(cache / case.replace(" ", "_").replace("/", "_").replace(",", ""))}
+                    if warm:
+                        first = run_in_process("eval", str(store), *base[1:], env=env)
+                        assert first.returncode == 0 and first.stdout == ref.stdout, first.stderr
+                    damage_chunk(store, array, damage)
+                    proc = run_in_process("eval", str(store), *base[1:], env=env)
+                    if proc.returncode == 0:
+                        outcome = IDENTICAL if proc.stdout == ref.stdout else WRONG
+                        detail = "figures as before (the damage does not reach them)" if outcome == IDENTICAL \
+                            else "different figures with exit status 0"
+                    else:
+                        outcome = CLEAN if clean_error(proc) and proc.returncode == 1 else WRONG
+                        detail = proc.stderr.strip().splitlines()[-1][:90]
+                    if not warm:  # and hs verify finds every damage
+                        check = run_in_process("verify", str(store), "--deep")
+                        if check.returncode != 1 or "Traceback" in check.stderr:
+                            outcome, detail = WRONG, f"hs verify --deep missed it (exit {check.returncode})"
+                    self.record(case, outcome, detail)
+
+    def summary(self) -> int:
+        counts = {}
+        for _, outcome, _ in self.rows:
+            counts[outcome] = counts.get(outcome, 0) + 1
+        print()
+        print("| case | outcome | detail |\n| --- | --- | --- |")
+        for case, outcome, detail in self.rows:
+            print(f"| {case} | {outcome} | {detail.replace('|', '/')} |")
+        print()
+        print(f"{len(self.rows)} cases: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+              + f"; {counts.get(WRONG, 0)} WRONG")
+        return 1 if counts.get(WRONG) else 0
+
+
+def chunk_file(store: Path, array: str) -> Path:
+    """The first chunk file of ``array`` (an array of corpus ``sts17``, or ``vocab/...``)."""
+    base = store / array if array.startswith("vocab/") else store / "corpora" / "sts17" / array
+    if array == "hidden":  # a chunk of the last layer, which the drill's recipe reads
+        return sorted((base / "c").iterdir(), key=lambda p: int(p.name))[-1] / "0" / "0"
+    return sorted(p for p in (base / "c").rglob("*") if p.is_file())[0]
+
+
+def damage_chunk(store: Path, array: str, damage: str) -> Path:
+    path = chunk_file(store, array)
+    data = path.read_bytes()
+    if damage == "missing":
+        path.unlink()
+    elif damage == "truncated":
+        path.write_bytes(data[:len(data) // 2])
+    else:
+        flipped = bytearray(data)
+        flipped[min(5, len(data) - 5)] ^= 0x40
+        path.write_bytes(bytes(flipped))
+    return path
+
+
+def make_corpus(path: Path, n: int) -> Path:
+    from hsstore.tasks import get_task
+
+    path.write_text("\n".join(get_task("wikitext2").texts()[:n]) + "\n")
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kills", type=int, default=20, help="random SIGKILLs (default 20)")
+    ap.add_argument("--quick", action="store_true", help="three arrays in the corruption matrix, not all")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    from conftest import build_tiny_model
+
+    work = Path(tempfile.mkdtemp(prefix="hs-faults-"))
+    os.environ["HS_CACHE"] = str(work / "cache" / "default")
+    try:
+        model = build_tiny_model(work / "model")
+        drill = Drill(work, model, make_corpus(work / "wiki.txt", 400))
+        drill.kill_points()
+        drill.full_disk()
+        drill.corruption(["hidden", "token_ids", "offsets"] if args.quick else ARRAYS)
+        drill.random_kills(args.kills, random.Random(args.seed))
+        return drill.summary()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""The fast subset of scripts/faults.py: real SIGKILLs (random and at fault points) and the
+corruption matrix for `hidden`, each checked against an undisturbed dump."""
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+import faults  # noqa: E402
+
+
+def test_fault_drill_subset(tmp_path, tiny_model):
+    drill = faults.Drill(tmp_path, tiny_model, faults.make_corpus(tmp_path / "wiki.txt", 400))
+    drill.kill_points(["commit:2"])
+    drill.random_kills(1, random.Random(0))
+    drill.corruption(["hidden"], ["missing", "flipped"])
+    outcomes = [outcome for _, outcome, _ in drill.rows]
+    assert len(outcomes) == 6 and faults.WRONG not in outcomes, drill.rows
+    assert outcomes.count(faults.CLEAN) == 4  # every damage to a chunk the recipe reads is an error
