@@ -7,6 +7,7 @@ usage error (bad input, a setting that does not fit the store), 1 for an environ
 from __future__ import annotations
 
 import errno
+import os
 
 
 class HsError(Exception):
@@ -42,5 +43,6 @@ _OS_HINTS = {
 def os_error(exc: OSError) -> EnvError:
     """A one-line error for an OSError from the disk (full, read-only, permissions)."""
     where = f" ({exc.filename})" if exc.filename else ""
-    hint = _OS_HINTS.get(exc.errno, exc.strerror or str(exc))
-    return EnvError(f"{exc.strerror or type(exc).__name__}{where}: {hint}")
+    # the errno's own text: some libraries (HDF5) put a many-line report in strerror
+    what = os.strerror(exc.errno) if exc.errno else str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return EnvError(f"{what}{where}: {_OS_HINTS.get(exc.errno, 'check the disk and the path, then rerun')}")

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
-from .errors import HsError
+from .errors import EnvError, HsError
 from .store import Store
 
 
@@ -20,12 +21,27 @@ def export_hdf5(store: Store, out: Path, progress: bool = True) -> None:
         raise HsError(f"{out.parent} is not a directory; give an output file in an existing directory")
     tmp = out.with_name(out.name + ".partial")
     tmp.unlink(missing_ok=True)  # a killed export's remains
+    need, free = _bytes_needed(store), shutil.disk_usage(out.parent).free
+    if need > free:  # HDF5 copes badly with a disk that fills up under it: check first
+        raise EnvError(f"the export needs about {need / 1e6:.1f} MB, {out.parent} has {free / 1e6:.1f} MB free: "
+                       f"free space or export elsewhere")
     try:
         _write(store, tmp, progress, tqdm)
         tmp.rename(out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _bytes_needed(store: Store) -> int:
+    total = 0
+    for name in store.corpora:
+        corpus = store.corpus(name)
+        for parts in (("hidden",), ("offsets",), ("token_ids",), ("token_kind",), ("batch_ends",), ("text", "bytes"),
+                      ("text", "offsets")):
+            array = corpus.raw(*parts)
+            total += array.size * array.dtype.itemsize
+    return int(total * 1.02) + (1 << 20)
 
 
 def _write(store: Store, tmp: Path, progress: bool, tqdm) -> None:
