@@ -141,7 +141,10 @@ def _print_info(path: Path) -> None:
                f"vocab {m['vocab_size']}  weights {(m.get('weights_sha256') or m.get('revision') or '?')[:16]}")
     s = store.settings
     click.echo(f"stored  layers {s['layers']}  dtype {s['dtype']}  max_length {s['max_length']}  "
-               f"chunks of up to {s['chunk_tokens']} tokens")
+               f"precision {s.get('precision', 'not recorded')}  chunks of up to {s['chunk_tokens']} tokens")
+    if store.is_zarr and not store.has_manifest:
+        click.echo("note    made by an older hs (format 1): readable, but without a chunk manifest; "
+                   "new corpora go into a new store")
     rows = [("corpus", "sentences", "tokens", "truncated", "on disk", "bytes/token", "state")]
     for name in store.all_corpora:
         try:

@@ -149,8 +149,8 @@ class Store:
 
     @cached_property
     def vocab(self) -> list[str]:
-        parts = [self._read_checked(self.raw("vocab", p), ("vocab", p), self.path, f"store {self.path}, array vocab/{p}")
-                 for p in ("bytes", "offsets")]
+        parts = [self._read_checked(self.raw("vocab", p), ("vocab", p), self.path,
+                                    f"store {self.path}, array vocab/{p}") for p in ("bytes", "offsets")]
         return decode_strings(*parts)
 
     @cached_property
@@ -186,7 +186,8 @@ class Store:
             corpus = Corpus(self, name, self._corpora_node.child(name))
             corpus.attrs  # noqa: B018 - parse the metadata now
         except (OSError, ValueError, KeyError, TypeError):
-            raise StoreError(f"corpus {name!r} of {self.path} has unreadable metadata; run `hs verify {self.path}`") from None
+            raise StoreError(f"corpus {name!r} of {self.path} has unreadable metadata; "
+                             f"run `hs verify {self.path}`") from None
         if not corpus.set_up:
             raise HsError(f"corpus {name!r} in {self.path} was cut off while being set up; rerun the `hs dump` "
                           f"command that made it (it starts the corpus over)")

@@ -41,7 +41,8 @@ def _check_files(report: Report, array, array_dir: Path, where: str, keys: list[
             if data_crc != stored:
                 report.bad(f"{where} chunk {key}", "checksum mismatch (its bytes changed after writing)")
             elif crc_of is not None and crc_of(key) is not None and int(crc_of(key)) != data_crc:
-                report.bad(f"{where} chunk {key}", "not the chunk that was written (its CRC-32C differs from the manifest's)")
+                report.bad(f"{where} chunk {key}",
+                           "not the chunk that was written (its CRC-32C differs from the manifest's)")
 
 
 def _small(report: Report, node_array, base: Path, rel: str, where: str, manifest: dict | None, deep: bool) -> None:

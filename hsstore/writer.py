@@ -107,7 +107,8 @@ def read_root_attrs(path: Path) -> dict:
     try:
         return read_group_attrs(path)
     except (OSError, ValueError):
-        raise StoreError(f"{path}/zarr.json is unreadable; this is not a usable hs store (run `hs verify {path}`)") from None
+        raise StoreError(f"{path}/zarr.json is unreadable; this is not a usable hs store "
+                         f"(run `hs verify {path}`)") from None
 
 
 def _write_small(group, name: str, data: np.ndarray) -> list[int]:
@@ -448,7 +449,8 @@ class CorpusWriter:
             for offset in range(0, n, self.chunk):
                 col = first + offset // self.chunk
                 for layer in range(self.n_layers):
-                    self.manifest[col, layer] = self.files.write(data[layer, offset:offset + self.chunk][None], (layer, col, 0))
+                    block = data[layer, offset:offset + self.chunk][None]
+                    self.manifest[col, layer] = self.files.write(block, (layer, col, 0))
             fault_point("chunks-written")
             last = (self.buf_start + n - 1) // self.chunk
             for row in range(first // MANIFEST_ROWS, last // MANIFEST_ROWS + 1):
