@@ -44,7 +44,7 @@ def main():
                 for view in variants:
                     recipe = parse_recipe(f"view={view};layers=last;pool=mean;weights={weights};post={post}")
                     engine.check(tasks, [recipe])
-                    scores = [100 * engine.evaluate(t, recipe).main_score for t in tasks]
+                    scores = [engine.evaluate(t, recipe).main_score for t in tasks]  # x100 already
                     runs.append(scores + [sum(scores) / len(scores)])
                 cells = []
                 for column in zip(*runs):
