@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+from . import statics
 from .errors import EnvError, HsError
 from .store import Store
 
@@ -54,6 +55,7 @@ def _write(store: Store, tmp: Path, progress: bool, tqdm) -> None:
         vocab = h5.create_group("vocab")
         for part, data in zip(("bytes", "offsets"), encode_strings(store.vocab)):
             vocab.create_dataset(part, data=data)
+        statics.export_hdf5(store, h5)
         corpora = h5.create_group("corpora")
         for name in store.corpora:
             corpus = store.corpus(name)

@@ -153,6 +153,11 @@ class Store:
                                     f"store {self.path}, array vocab/{p}") for p in ("bytes", "offsets")]
         return decode_strings(*parts)
 
+    def input_embeddings(self) -> np.ndarray:
+        """The model's input word-embedding matrix (vocab x hidden, float32), if ``hs dump`` stored it."""
+        from .statics import read_input_embeddings
+        return read_input_embeddings(self)
+
     @cached_property
     def _corpora_node(self) -> _Node | None:
         return self._root.child("corpora") if self._root.has("corpora") else None
@@ -309,17 +314,18 @@ class Corpus:
             self._files[key] = files
         return self._files[key]
 
-    def signature(self, layer: int) -> str:
+    def signature(self, layer: int | None) -> str:
         """A hash of the names, sizes and modification times of the files one layer's pooled matrix
-        is computed from (that layer's chunks, the corpus's other arrays and metadata): any rewrite
-        of them changes it. Caches outside the store keep it beside what they computed."""
-        position = self.store.layer_position(layer)
+        is computed from (that layer's chunks, the corpus's other arrays and metadata; with ``None``,
+        the token arrays and metadata only, what static views read): any rewrite of them changes
+        it. Caches outside the store keep it beside what they computed."""
         h = hashlib.sha256()
         if not self.store.is_zarr:  # an HDF5 export: the file itself
             st = self.store.path.stat()
             return hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:20]
-        for key, (size, mtime) in sorted(self.hidden_files(position).items()):
-            h.update(f"{key}:{size}:{mtime}\n".encode())
+        if layer is not None:
+            for key, (size, mtime) in sorted(self.hidden_files(self.store.layer_position(layer)).items()):
+                h.update(f"{key}:{size}:{mtime}\n".encode())
         for part in ("offsets", "token_ids", "token_kind", "text/bytes", "text/offsets"):
             for key, (size, mtime) in sorted(list_files(self.dir / part).items()):
                 h.update(f"{part}/{key}:{size}:{mtime}\n".encode())
@@ -347,6 +353,10 @@ class Corpus:
         """One layer for every token of the corpus, (n_tokens, hidden), in the stored dtype by default."""
         out = self._read_hidden(self.store.layer_position(layer))
         return out if dtype is None else out.astype(dtype, copy=False)
+
+    def layer_rows(self, layer: int, start: int, stop: int) -> np.ndarray:
+        """Tokens start..stop of one layer (stop - start, hidden), stored dtype: to stream a corpus."""
+        return self._read_hidden(self.store.layer_position(layer), slice(start, stop))
 
     @property
     def stored_dtype(self) -> np.dtype:

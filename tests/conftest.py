@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-# keep caches inside the test run, never in the user's home
-os.environ.setdefault("HS_CACHE", str(Path(__file__).resolve().parent / ".cache"))
+# the suite keeps its own caches (tests/.cache), never the user's HS_CACHE or home
+os.environ["HS_CACHE"] = str(Path(__file__).resolve().parent / ".cache")
 
 from hsstore.tasks import get_task  # noqa: E402
 

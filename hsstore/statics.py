@@ -1,0 +1,59 @@
+"""Static (context-free) arrays of the model kept at the store root: its input word embeddings.
+
+``hs dump`` writes them beside the corpora (float32, vocab x hidden, chunks of up to 4 MiB each
+with a CRC-32C, like the store's other small arrays) and adds them to a store made before they
+existed when the same command is rerun; no forward pass is needed for that. A ``complete`` flag,
+set after the data, tells a finished matrix from one a killed dump left half-written.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_group_attrs
+from .errors import HsError
+
+GROUP = "statics"
+INPUT = "input_embeddings"
+
+
+def write_input_embeddings(root, model, path) -> bool:
+    """Store ``model.get_input_embeddings()`` in the open zarr ``root`` unless it is there; True if written."""
+    from zarr.codecs import Crc32cCodec
+
+    group = root.require_group(GROUP)
+    if group.attrs.get(f"{INPUT}_complete"):
+        return False
+    matrix = model.get_input_embeddings().weight.detach().float().cpu().numpy()
+    rows = max(1, min(len(matrix), (4 << 20) // (matrix.shape[1] * 4)))
+    group.create_array(INPUT, data=np.ascontiguousarray(matrix, dtype=np.float32), chunks=(rows, matrix.shape[1]),
+                       compressors=[Crc32cCodec()], overwrite=True)
+    write_group_attrs(Path(path) / GROUP, {**group.attrs.asdict(), f"{INPUT}_complete": True},
+                      "input-embeddings-written")
+    return True
+
+
+def read_input_embeddings(store) -> np.ndarray:
+    """The stored input-embedding matrix (V, H) float32, every chunk checked present and verified;
+    a store without it is a one-line error."""
+    root_node, store_path, model_name = store._root, store.path, store.model["name"]
+    if not (root_node.has(GROUP) and root_node.child(GROUP).attrs.get(f"{INPUT}_complete")):
+        raise HsError(f"store {store_path} has no input-embedding matrix (made before hs stored it); add it by "
+                      f"rerunning its hs dump command, e.g. hs dump --model {model_name} --out {store_path} "
+                      f"--task <a task it holds>")
+    array = root_node.child(GROUP).array(INPUT)
+    return np.asarray(store._read_checked(array, (GROUP, INPUT), store_path, f"store {store_path}, array "
+                                          f"{GROUP}/{INPUT}"), dtype=np.float32)
+
+
+def export_hdf5(store, h5) -> None:
+    """Copy the input-embedding matrix, if the store has it, into an HDF5 export (``hs export``)."""
+    try:
+        matrix = store.input_embeddings()
+    except HsError:
+        return
+    group = h5.create_group(GROUP)
+    group.create_dataset(INPUT, data=matrix, fletcher32=True)
+    group.attrs["json"] = json.dumps({f"{INPUT}_complete": True})
