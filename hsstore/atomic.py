@@ -31,12 +31,13 @@ def fault_point(label: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def write_bytes(path: Path, data: bytes, sync: bool = False) -> None:
-    """Replace ``path`` with ``data`` in one rename (``sync``: flush to disk before the rename)."""
+def write_bytes(path: Path, *parts: bytes, sync: bool = False) -> None:
+    """Replace ``path`` with ``parts`` (concatenated) in one rename (``sync``: flush to disk first)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            for data in parts:
+                fh.write(data)
             if sync:
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -24,11 +24,6 @@ def crc32c(data: bytes) -> int:
     return int(google_crc32c.value(data))
 
 
-def encode_chunk(raw: bytes) -> bytes:
-    """A chunk file of the store's codec chain (bytes, crc32c): the data and its little-endian CRC-32C."""
-    return raw + crc32c(raw).to_bytes(4, "little")
-
-
 def grid(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:
     """Chunks along each dimension."""
     return tuple(math.ceil(n / c) for n, c in zip(shape, chunks))

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import __version__
 from .atomic import fault_point, read_group_attrs, remove_temp_files, write_bytes, write_group_attrs
-from .chunks import check_present, encode_chunk, expected_keys, list_files, small_array_crcs
+from .chunks import check_present, crc32c, expected_keys, list_files, small_array_crcs
 from .errors import EnvError, HsError, StoreError
 from .format import DTYPES, FORMAT_NAME, FORMAT_VERSION, READ_VERSIONS, encode_strings
 
@@ -133,10 +133,13 @@ def corpus_chunk_tokens(store_chunk: int, n_tokens: int) -> int:
     return int(min(store_chunk, max(256, 1 << int(np.ceil(np.log2(max(1, n_tokens)))))))
 
 
-def write_chunk(path: Path, raw: bytes) -> None:
-    """One chunk file (data then CRC-32C), written by rename; exactly what Zarr's codecs write."""
+def write_chunk(path: Path, raw: bytes) -> int:
+    """One chunk file (data then its little-endian CRC-32C), written by rename, exactly what Zarr's
+    codecs (bytes, crc32c) write; returns the CRC-32C."""
+    crc = crc32c(raw)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, encode_chunk(raw))
+    write_bytes(path, raw, crc.to_bytes(4, "little"))
+    return crc
 
 
 class StoreWriter:
@@ -345,16 +348,14 @@ class ChunkFiles:
 
     def write(self, block: np.ndarray, coords: tuple[int, ...]) -> int:
         """One chunk (padded to full size with zeros); returns its CRC-32C."""
-        from .chunks import chunk_key, crc32c
+        from .chunks import chunk_key
 
         shape = self.array.chunks
         if block.shape != shape:
             full = np.zeros(shape, dtype=block.dtype)
             full[tuple(slice(0, n) for n in block.shape)] = block
             block = full
-        raw = np.ascontiguousarray(block, dtype=self.dtype).tobytes()
-        write_chunk(self.dir / chunk_key(coords), raw)
-        return crc32c(raw)
+        return write_chunk(self.dir / chunk_key(coords), np.ascontiguousarray(block, dtype=self.dtype).tobytes())
 
 
 class CorpusWriter:

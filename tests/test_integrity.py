@@ -323,11 +323,11 @@ def test_disk_full_is_a_clean_error_and_the_rerun_finishes(monkeypatch, tmp_path
     calls = []
     real = writer.write_bytes
 
-    def full(path, data, sync=False):
+    def full(path, *parts, sync=False):
         calls.append(path)
         if len(calls) == 5:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(path, data, sync)
+        return real(path, *parts, sync=sync)
 
     monkeypatch.setattr(writer, "write_bytes", full)
     out = tmp_path / "s"
