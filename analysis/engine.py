@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hsstore.errors import HsError
+from hsstore.format import KIND_SPECIAL
 from hsstore.layers import parse_layers
 from hsstore.store import Store
 from hsstore.tasks import Task, get_task
@@ -62,6 +63,11 @@ class Engine:
                 self.store.layer_position(layer)
             for step in recipe.post:
                 post_mod.make(step)  # parameter errors surface now
+            if "special" in recipe.drop:  # a tokenizer that adds no special tokens (GPT-2) has none to drop
+                for task in tasks:
+                    if not (self.store.corpus(task.id).all_token_kinds == KIND_SPECIAL).any():
+                        raise HsError(f"recipe {recipe} drops special tokens, but {task.id}'s tokenizer added none "
+                                      f"({self.store.model['name']}); leave out drop=special")
 
     def evaluator(self, task: Task):
         if task.id not in self._evaluators:
@@ -118,7 +124,7 @@ class Engine:
 
         self.check(tasks, recipes)
         results = []
-        with tqdm(total=len(tasks) * len(recipes), desc="eval", unit="run", disable=not progress,
+        with tqdm(total=len(tasks) * len(recipes), desc="eval", unit="run", disable=None if progress else True,
                   dynamic_ncols=True) as bar:
             for recipe in recipes:
                 for task in tasks:

@@ -10,22 +10,26 @@ from .errors import HsError
 from .store import Store
 
 
-def export_hdf5(store: Store, out: Path, progress: bool = True) -> None:
+def export_hdf5(store: Store, out: Path, progress: bool = True, corpora: list[str] | None = None) -> None:
     import h5py
     from tqdm import tqdm
 
     if out.exists():
         raise HsError(f"{out} exists; remove it or give another file name")
+    missing = [c for c in corpora or [] if c not in store.corpora]
+    if missing:
+        raise HsError(f"store {store.path} has no complete corpus {', '.join(missing)}; it has "
+                      f"{', '.join(store.corpora) or 'none'}")
     tmp = out.with_name(out.name + ".partial")
     with h5py.File(tmp, "w") as h5:
         h5.attrs["json"] = json.dumps(store.attrs)
         vocab = h5.create_group("vocab")
         for part in ("bytes", "offsets"):
             vocab.create_dataset(part, data=store.raw("vocab", part)[:])
-        corpora = h5.create_group("corpora")
-        for name in store.corpora:
+        group = h5.create_group("corpora")
+        for name in corpora or store.corpora:
             corpus = store.corpus(name)
-            g = corpora.create_group(name)
+            g = group.create_group(name)
             g.attrs["json"] = json.dumps(corpus.attrs)
             text = g.create_group("text")
             for part in ("bytes", "offsets"):
@@ -37,6 +41,19 @@ def export_hdf5(store: Store, out: Path, progress: bool = True) -> None:
             dset = g.create_dataset("hidden", shape=hidden.shape, dtype=hidden.dtype,
                                     chunks=(1, min(n_tokens, max(1, (1 << 22) // (size * hidden.dtype.itemsize))), size),
                                     fletcher32=True)
-            for p in tqdm(range(n_layers), desc=f"export {name}", disable=not progress, unit="layer"):
+            for p in tqdm(range(n_layers), desc=f"export {name}", disable=None if progress else True, unit="layer"):
                 dset[p] = np.asarray(hidden[p])
+            _label_dimensions(g, store.layers)
     tmp.rename(out)
+
+
+def _label_dimensions(g, layers: list[int]) -> None:
+    """HDF5 dimension scales: ``layer`` holds the stored layer numbers; the other axes are labelled."""
+    scale = g.create_dataset("layer", data=np.asarray(layers, dtype=np.int32))
+    scale.make_scale("layer")
+    hidden = g["hidden"]
+    hidden.dims[0].attach_scale(scale)
+    for axis, label in enumerate(("layer", "token", "feature")):
+        hidden.dims[axis].label = label
+    for part in ("token_ids", "token_kind"):
+        g[part].dims[0].label = "token"
