@@ -79,18 +79,29 @@ def check_output_path(path: Path) -> None:
             raise HsError(f"--out {path} is a Zarr group but not an hs store; give a new directory")
 
 
-def _write_small(group, name: str, data: np.ndarray) -> None:
+# Each array's dimension names (zarr v3 ``dimension_names``), so xarray opens a corpus group with
+# named dimensions; ``layer`` is also a 1-D array of the stored layer numbers (xarray's coordinate).
+# An offsets array has one entry more than its items, so its dimension is the items' edges.
+DIMENSIONS = {"hidden": ("layer", "token", "feature"), "layer": ("layer",), "token_ids": ("token",),
+              "token_kind": ("token",), "offsets": ("sentence_edge",), "sentence_length": ("sentence",),
+              "batch_ends": ("batch",)}
+STRING_DIMENSIONS = {"text": ("text_byte", "sentence_edge"), "vocab": ("vocab_byte", "vocab_edge")}
+
+
+def _write_small(group, name: str, data: np.ndarray, dims: tuple[str] | None = None) -> None:
     """A 1-D array in chunks of up to 4 MiB, each with a CRC-32C (overwriting a half-written one)."""
     from zarr.codecs import Crc32cCodec
 
     chunk = max(1, min(len(data), (4 << 20) // data.dtype.itemsize))
-    group.create_array(name, data=data, chunks=(chunk,), compressors=[Crc32cCodec()], overwrite=True)
+    group.create_array(name, data=data, chunks=(chunk,), compressors=[Crc32cCodec()], overwrite=True,
+                       dimension_names=dims or DIMENSIONS[name])
 
 
 def _write_strings(group, strings: list[str]) -> None:
     flat, offsets = encode_strings(strings)
-    _write_small(group, "bytes", flat)
-    _write_small(group, "offsets", offsets)
+    byte_dim, edge_dim = STRING_DIMENSIONS[group.basename]
+    _write_small(group, "bytes", flat, (byte_dim,))
+    _write_small(group, "offsets", offsets, (edge_dim,))
 
 
 def corpus_chunk_tokens(store_chunk: int, n_tokens: int) -> int:
@@ -204,11 +215,13 @@ class StoreWriter:
         for name in ("offsets", "token_ids", "token_kind", "batch_ends"):
             _write_small(g, name, getattr(plan, name))
         layers = self.settings["layers"]
+        _write_small(g, "layer", np.asarray(layers, dtype=np.int32))
+        _write_small(g, "sentence_length", np.diff(plan.offsets).astype(np.int32))
         hidden = self.root.attrs["model"]["hidden_size"]
         chunk = corpus_chunk_tokens(self.chunk_tokens, plan.n_tokens)
         g.create_array("hidden", shape=(len(layers), plan.n_tokens, hidden), dtype=DTYPES[self.settings["dtype"]],
                        chunks=(1, chunk, hidden), compressors=[Crc32cCodec()], fill_value=0,
-                       dimension_names=("layer", "token", "hidden"))
+                       dimension_names=DIMENSIONS["hidden"])
         g.attrs.update({"n_sentences": plan.n_sentences, "n_tokens": plan.n_tokens, "truncated": plan.truncated,
                         "n_batches": len(plan.batch_ends), "source": plan.source, "layers": layers})
 
