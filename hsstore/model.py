@@ -118,6 +118,18 @@ class LoadedModel:
         return self.identity["n_layers"]
 
 
+def _gguf_bar_on_terminal_only() -> None:
+    """transformers draws its GGUF conversion bar unconditionally; tqdm's disable=None keeps it
+    off redirected logs."""
+    import functools
+
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None and not isinstance(bar, functools.partial):
+        gguf_utils.tqdm = functools.partial(bar, disable=None)
+
+
 def load(name: str) -> LoadedModel:
     """Load ``name`` (short name, local directory or hub name) for feature extraction on CPU."""
     import transformers
@@ -130,6 +142,7 @@ def load(name: str) -> LoadedModel:
     source = {"pretrained_model_name_or_path": path, "local_files_only": local_only}
     if path.endswith(".gguf"):  # a GGUF file: transformers reads (and dequantises) it from its folder
         source.update(pretrained_model_name_or_path=str(Path(path).parent), gguf_file=Path(path).name)
+        _gguf_bar_on_terminal_only()
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(**source)
         check_supported(name, transformers.AutoConfig.from_pretrained(**source))
