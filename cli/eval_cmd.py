@@ -114,10 +114,12 @@ def eval_command(store, tasks, recipes, grid_file, layers, combine, pool, drop, 
                        err=bool(to_stdout))
     if json_out:
         write_json(results, st, json_out)
-        click.echo(f"wrote {json_out}" if str(json_out) != "-" else "wrote JSON to stdout", err=True)
+        if str(json_out) != "-":
+            click.echo(f"wrote {json_out}", err=True)
     if csv_out:
         write_csv(results, csv_out)
-        click.echo(f"wrote {csv_out}" if str(csv_out) != "-" else "wrote CSV to stdout", err=True)
+        if str(csv_out) != "-":
+            click.echo(f"wrote {csv_out}", err=True)
     if mteb_dir:
         written, skipped = write_mteb_dir(results, st, mteb_dir, options)
         click.echo(f"wrote {len(written)} MTEB result files under {mteb_dir / 'results'}"

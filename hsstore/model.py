@@ -13,6 +13,7 @@ from .errors import HsError
 from .paths import cache_dir
 from .pipeline import read_pipeline
 
+
 @dataclass(frozen=True)
 class ShortName:
     """A model that installs offline: from a package's folder, or into hs's cache by a script."""
@@ -142,6 +143,10 @@ def load(name: str) -> LoadedModel:
     source = {"pretrained_model_name_or_path": path, "local_files_only": local_only}
     if path.endswith(".gguf"):  # a GGUF file: transformers reads (and dequantises) it from its folder
         source.update(pretrained_model_name_or_path=str(Path(path).parent), gguf_file=Path(path).name)
+        missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise HsError(f"model {name!r} is a GGUF file; reading it needs {' and '.join(missing)}: "
+                          f"pip install {' '.join(missing)}")
         _gguf_bar_on_terminal_only()
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(**source)
