@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hsstore.errors import HsError
+from hsstore.format import KIND_SPECIAL
 from hsstore.store import Store
 from hsstore.tasks import Task, get_task
 
@@ -67,6 +68,11 @@ class Engine:
                     self._has_input()
             for step in recipe.post:
                 post_mod.make(step)  # parameter errors surface now
+            if "special" in recipe.drop:  # a tokenizer that adds no special tokens (GPT-2) has none to drop
+                for task in tasks:
+                    if not (self.store.corpus(task.id).all_token_kinds == KIND_SPECIAL).any():
+                        raise HsError(f"recipe {recipe} drops special tokens, but {task.id}'s tokenizer added none "
+                                      f"({self.store.model['name']}); leave out drop=special")
 
     def _has_input(self) -> None:
         """Fail now if the store lacks the input-embedding matrix (read once)."""
@@ -130,7 +136,7 @@ class Engine:
 
         self.check(tasks, recipes)
         results = []
-        with tqdm(total=len(tasks) * len(recipes), desc="eval", unit="run", disable=not progress,
+        with tqdm(total=len(tasks) * len(recipes), desc="eval", unit="run", disable=None if progress else True,
                   dynamic_ncols=True) as bar:
             for recipe in recipes:
                 for task in tasks:

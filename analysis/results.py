@@ -1,12 +1,20 @@
 """Results as a table (recipes x tasks), MTEB-shaped JSON records, and CSV."""
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
+import hashlib
 import json
 import platform
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
+
+from hsstore.paths import data_dir
+from hsstore.tasks import MTEB_NAMES
 
 from .engine import Result
 from .recipe import AXES, Recipe
@@ -31,20 +39,47 @@ def _plain(value):
     return value
 
 
+# hs score key -> MTEB's (cosine similarity is hs's only STS similarity, so MTEB's model-similarity
+# ``spearman``/``pearson`` equal the cosine ones); scores go on MTEB's 0-1 scale
+MTEB_KEYS = {"sts": {"spearman_all": ("cosine_spearman", "spearman"), "pearson_all": ("cosine_pearson", "pearson")},
+             "classification": {"accuracy": ("accuracy",), "f1": ("f1",)},
+             "clustering": {"v_measure": ("v_measure",)}}
+
+
+def mteb_scores(r: Result) -> dict:
+    """The scores MTEB reports for this result, under MTEB's key names and on its 0-1 scale."""
+    scores = _plain(r.scores)
+    out = {mteb: scores[hs] / 100 for hs, names in MTEB_KEYS.get(r.task.family, {}).items() if hs in scores
+           for mteb in names}
+    out["main_score"] = out["cosine_spearman"] if r.task.family == "sts" else scores["main_score"] / 100
+    return out
+
+
+def mteb_name(r: Result, options: dict) -> tuple[str, str] | None:
+    """MTEB's (task name, subset) when both the data and the protocol are MTEB's, else None."""
+    name = MTEB_NAMES.get(r.task.id)
+    if name is None:
+        return None
+    if r.task.family == "classification" and options.get("classification") != "mteb":
+        return None  # SentEval's protocol on MTEB's data: not MTEB's figure
+    return name
+
+
 def records(results: list[Result], store) -> list[dict]:
-    """One record per (recipe, task), in MTEB's TaskResult shape (scores on its 0-1 scale)."""
+    """hs's JSON: one record per (recipe, task) with MTEB's score keys plus hs's own fields."""
     versions = _versions()
     out = []
     for r in results:
-        scores = {k: (v / 100 if isinstance(v, float) and k != "C" else v)
-                  for k, v in _plain(r.scores).items() if k != "subsets"}
+        scores = {**mteb_scores(r), **{k: (v / 100 if isinstance(v, float) and k != "C" else v)
+                                       for k, v in _plain(r.scores).items()
+                                       if k not in ("subsets", "main_score") and k not in MTEB_KEYS.get(r.task.family, {})}}
         if "subsets" in r.scores:
             scores["subsets"] = {k: v / 100 for k, v in _plain(r.scores["subsets"]).items()}
-        split = "all" if r.task.protocol == "cv" else "test"
+        name, subset = MTEB_NAMES.get(r.task.id, (r.task.id, "default"))
         out.append({
-            "task_name": r.task.aliases[0] if r.task.aliases else r.task.id,
+            "task_name": name,
             "hs_task": r.task.id,
-            "scores": {split: [{"hf_subset": "default", "languages": ["eng-Latn"], **scores}]},
+            "scores": {_split(r): [{"hf_subset": subset, "languages": ["eng-Latn"], **scores}]},
             "evaluation_time": r.seconds,
             "recipe": str(r.recipe),
             "diagnostics": _plain(r.diagnostics),
@@ -55,8 +90,69 @@ def records(results: list[Result], store) -> list[dict]:
     return out
 
 
+def _split(r: Result) -> str:
+    return "all" if r.task.protocol == "cv" else "test"
+
+
+def _open_out(path: Path):
+    """A text file to write, or stdout for ``-``."""
+    return contextlib.nullcontext(sys.stdout) if str(path) == "-" else open(path, "w", newline="")
+
+
 def write_json(results, store, path: Path) -> None:
-    path.write_text(json.dumps(records(results, store), indent=1))
+    with _open_out(path) as fh:
+        fh.write(json.dumps(records(results, store), indent=1) + "\n")
+
+
+@functools.lru_cache(maxsize=None)
+def task_data_digest(dataset: str) -> str:
+    """A short SHA-256 of the task's data file: the dataset revision hs evaluated."""
+    return hashlib.sha256((data_dir() / f"{dataset}.jsonl.gz").read_bytes()).hexdigest()[:16]
+
+
+def _slug(text: str) -> str:
+    """A folder-safe, readable form of a model name or recipe."""
+    return re.sub(r"[^A-Za-z0-9.+=,_-]+", "-", text.replace(";", ",")).strip("-")
+
+
+def mteb_model_meta(store, recipe: Recipe) -> dict:
+    """model_meta.json: the model named from the store's model and the recipe; the revision is the store's identity."""
+    model = store.model
+    return {
+        "name": f"hs/{_slug(Path(model['name']).name)}__{_slug(str(recipe))}",
+        "revision": store.identity,
+        "release_date": None, "languages": ["eng-Latn"], "n_parameters": None, "memory_usage_mb": None,
+        "max_tokens": store.settings.get("max_length"), "embed_dim": None, "license": None, "open_weights": None,
+        "public_training_code": None, "public_training_data": None, "framework": ["PyTorch"],
+        "reference": None, "similarity_fn_name": "cosine", "use_instructions": False, "training_datasets": None,
+        "adapted_from": model.get("path") or model["name"], "modalities": ["text"], "model_type": ["dense"],
+        "loader": None, "loader_kwargs": {},
+    }
+
+
+def write_mteb_dir(results: list[Result], store, root: Path, options: dict) -> tuple[list[Path], list[str]]:
+    """MTEB's results layout under ``root`` (a ``mteb.ResultCache`` folder):
+    ``results/<model>/<revision>/<TaskName>.json`` plus ``model_meta.json``, one folder per recipe.
+
+    Returns the files written and the hs tasks left out (not MTEB's data or protocol)."""
+    written, skipped = [], []
+    for r in results:
+        name = mteb_name(r, options)
+        if name is None:
+            skipped.append(r.task.id)
+            continue
+        meta = mteb_model_meta(store, r.recipe)
+        folder = root / "results" / meta["name"].replace("/", "__") / meta["revision"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model_meta.json").write_text(json.dumps(meta, indent=2))
+        record = {"dataset_revision": f"hs-data:{task_data_digest(r.task.dataset)}", "task_name": name[0],
+                  "mteb_version": None, "scores": {_split(r): [{"hf_subset": name[1], "languages": ["eng-Latn"],
+                                                                **mteb_scores(r)}]},
+                  "evaluation_time": r.seconds, "kg_co2_emissions": None}
+        path = folder / f"{name[0]}.json"
+        path.write_text(json.dumps(record, indent=2))
+        written.append(path)
+    return written, sorted(set(skipped))
 
 
 def _varying_axes(recipes: list[Recipe]) -> list[str]:
@@ -92,12 +188,17 @@ def table(results: list[Result]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i < len(axes) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
-    fixed = str(recipes[0]) if len(recipes) == 1 else None
-    return (f"recipe: {fixed}\n" if fixed else "") + "\n".join(lines)
+    return "\n".join(lines)
+
+
+def recipe_line(results: list[Result]) -> str | None:
+    """``recipe: ...`` when all results share one recipe (the table then shows only the default axes)."""
+    recipes = list(dict.fromkeys(r.recipe for r in results))
+    return f"recipe: {recipes[0]}" if len(recipes) == 1 else None
 
 
 def write_csv(results: list[Result], path: Path) -> None:
-    with open(path, "w", newline="") as fh:
+    with _open_out(path) as fh:
         w = csv.writer(fh)
         w.writerow(["recipe", *AXES, "task", "main_score", "seconds"])
         for r in results:

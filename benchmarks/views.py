@@ -76,7 +76,7 @@ def recipe_times(store, recipes: list[str], repeats: int) -> dict:
     for text in recipes:
         recipe = parse_recipe(text)
 
-        def run():
+        def run(recipe=recipe):
             engine.pooler.pooled.clear()  # recompute the pooled matrices; states and tables stay
             return [engine.evaluate(t, recipe).main_score for t in tasks]
 

@@ -41,7 +41,8 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
 @click.option("--task", "-t", "tasks", multiple=True, metavar="TASK",
               help="Task to evaluate (repeatable) [default: every evaluation task in the store].")
 @click.option("--recipe", "-r", "recipes", multiple=True, metavar="RECIPE",
-              help="A whole recipe, e.g. 'layers=first-last;pool=mean;post=whiten@wikitext2' (repeatable).")
+              help="A whole recipe, e.g. 'layers=first-last;pool=mean;post=whiten@wikitext2' (repeatable); "
+                   "'model' is the model's own sentence-transformers pooling and normalisation.")
 @click.option("--grid", "grid_file", type=click.Path(path_type=Path),
               help="File of recipes (one a line) or a JSON object of axis -> list of values.")
 @click.option("--view", multiple=True,
@@ -61,14 +62,19 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
 @click.option("--classification", type=click.Choice(["senteval", "mteb"]), default="senteval", show_default=True,
               help="SentEval's CV/split protocol, or MTEB's few-shot one (8 per label, 10 experiments).")
 @click.option("--diagnostics", is_flag=True, help="Also report isotropy, alignment and uniformity.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write one MTEB-shaped record per run.")
-@click.option("--csv", "csv_out", type=click.Path(path_type=Path), help="Write one CSV row per run.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write hs's JSON: one record per run, MTEB score keys plus recipe, store and versions ('-': stdout).")
+@click.option("--csv", "csv_out", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write one CSV row per run ('-': stdout).")
+@click.option("--mteb-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="Write MTEB's results layout (DIR/results/<model>/<revision>/<Task>.json and model_meta.json), "
+                   "which mteb.ResultCache(DIR) loads; tasks that are not MTEB's are left out.")
 @click.option("--plot", "plot_out", type=click.Path(path_type=Path),
               help="Draw the table as a heatmap (PNG, PDF or SVG by extension; needs matplotlib).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk pooled-matrix cache.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def eval_command(store, tasks, recipes, grid_file, view, layers, combine, pool, drop, weights, post, sts_aggregate,
-                 clustering, seeds, classification, diagnostics, json_out, csv_out, plot_out, no_cache, quiet):
+                 clustering, seeds, classification, diagnostics, json_out, csv_out, mteb_dir, plot_out, no_cache, quiet):
     """Evaluate recipes on tasks from a store, without the model.
 
     A recipe fixes view, layers, token filter, weights, pooling and post-processing
@@ -84,26 +90,43 @@ def eval_command(store, tasks, recipes, grid_file, view, layers, combine, pool, 
     import hsstore
     from analysis.engine import Engine, resolve_tasks
     from analysis.recipe import AXES
-    from analysis.results import plot, table, write_csv, write_json
+    from analysis.results import plot, recipe_line, table, write_csv, write_json, write_mteb_dir
+    from hsstore.pipeline import model_recipe
 
+    to_stdout = [o for o in (json_out, csv_out) if o is not None and str(o) == "-"]
+    if len(to_stdout) > 1:
+        raise HsError("only one of --json and --csv can write to stdout ('-')")
     st = hsstore.open(store)
     axis_values = dict(zip(AXES, (view, layers, combine, pool, drop, weights, post)))
+    # -r model: the model's own sentence-transformers pipeline, as stored with the dump
+    recipes = [model_recipe(st.model.get("pipeline"), st.model["name"]) if r.strip() == "model" else r
+               for r in recipes]
     recipe_list = build_recipes(recipes, grid_file, axis_values)
     task_list = resolve_tasks(st, list(tasks))
     options = {"sts_aggregate": sts_aggregate, "clustering": clustering, "seeds": seeds,
                "classification": classification}
     engine = Engine(st, options, disk_cache=not no_cache)
     results = engine.run(task_list, recipe_list, diagnostics=diagnostics, progress=not quiet)
-    click.echo(table(results))
+    # the table goes to stdout unless a data file does; notes always go to stderr, so stdout parses as-is
+    if recipe_line(results):
+        click.echo(recipe_line(results), err=True)
+    click.echo(table(results), err=bool(to_stdout))
     if diagnostics:
         for r in results:
-            click.echo(f"{r.task.id:12s} {r.recipe}  " + "  ".join(f"{k}={v:.4g}" for k, v in r.diagnostics.items()))
+            click.echo(f"{r.task.id:12s} {r.recipe}  " + "  ".join(f"{k}={v:.4g}" for k, v in r.diagnostics.items()),
+                       err=bool(to_stdout))
     if json_out:
         write_json(results, st, json_out)
-        click.echo(f"wrote {json_out}", err=True)
+        if str(json_out) != "-":
+            click.echo(f"wrote {json_out}", err=True)
     if csv_out:
         write_csv(results, csv_out)
-        click.echo(f"wrote {csv_out}", err=True)
+        if str(csv_out) != "-":
+            click.echo(f"wrote {csv_out}", err=True)
+    if mteb_dir:
+        written, skipped = write_mteb_dir(results, st, mteb_dir, options)
+        click.echo(f"wrote {len(written)} MTEB result files under {mteb_dir / 'results'}"
+                   + (f"; left out (not MTEB's data or protocol): {', '.join(skipped)}" if skipped else ""), err=True)
     if plot_out:
         plot(results, plot_out)
         click.echo(f"wrote {plot_out}", err=True)

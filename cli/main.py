@@ -1,6 +1,7 @@
 """The ``hs`` command group: thin commands over hsstore and analysis."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,9 @@ class HsGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("hs: interrupted; rerun the same command to resume", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # the reader went away (hs info | head -1): stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush cannot fail
+            sys.exit(0)
 
 
 @click.group(cls=HsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -203,13 +207,16 @@ def show(store, corpus, index):
 @hs.command()
 @click.argument("store", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
+@click.option("--corpus", "-c", "corpora", multiple=True, metavar="NAME",
+              help="Export only this corpus (repeatable) [default: every complete corpus].")
 @click.option("--quiet", "-q", is_flag=True)
-def export(store, out, quiet):
-    """Write a store's complete corpora to one HDF5 file (hsstore.open reads it too)."""
+def export(store, out, corpora, quiet):
+    """Write a store's complete corpora to one HDF5 file (hsstore.open reads it too), with HDF5
+    dimension scales (layer numbers; token and feature labels)."""
     import hsstore
     from hsstore.export import export_hdf5
 
-    export_hdf5(hsstore.open(store), out, progress=not quiet)
+    export_hdf5(hsstore.open(store), out, progress=not quiet, corpora=list(corpora) or None)
     click.echo(f"wrote {out}")
 
 

@@ -156,7 +156,7 @@ def dump_corpus(forward: Forward, writer, plan: CorpusPlan, progress: bool,
     thread.start()
     delay = float(os.environ.get("HS_FAULT_BATCH_DELAY", "0"))  # fault-injection hook for the kill tests
     bar = tqdm(total=plan.n_tokens, initial=done_tokens, unit="tok", unit_scale=True, desc=plan.name,
-               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+               disable=None if progress else True, file=sys.stderr, dynamic_ncols=True)
     t0, sents = time.perf_counter(), 0
     try:
         for b in range(start, len(plan.batch_ends)):

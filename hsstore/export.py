@@ -5,38 +5,45 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from . import statics
 from .errors import EnvError, HsError
 from .store import Store
 
 
-def export_hdf5(store: Store, out: Path, progress: bool = True) -> None:
-    """Every complete corpus, each array read with its chunks checked; written to ``OUT.partial`` and
-    renamed at the end, so ``out`` appears only whole. A failed export removes its partial file, and
-    one left by a killed export is replaced."""
+def export_hdf5(store: Store, out: Path, progress: bool = True, corpora: list[str] | None = None) -> None:
+    """Every complete corpus (or those named in ``corpora``), each array read with its chunks checked;
+    written to ``OUT.partial`` and renamed at the end, so ``out`` appears only whole. A failed export
+    removes its partial file, and one left by a killed export is replaced."""
     from tqdm import tqdm
 
     if out.exists():
         raise HsError(f"{out} exists; remove it or give another file name")
     if not out.parent.is_dir():
         raise HsError(f"{out.parent} is not a directory; give an output file in an existing directory")
+    missing = [c for c in corpora or [] if c not in store.corpora]
+    if missing:
+        raise HsError(f"store {store.path} has no complete corpus {', '.join(missing)}; it has "
+                      f"{', '.join(store.corpora) or 'none'}")
+    corpora = list(corpora or store.corpora)
     tmp = out.with_name(out.name + ".partial")
     tmp.unlink(missing_ok=True)  # a killed export's remains
-    need, free = _bytes_needed(store), shutil.disk_usage(out.parent).free
+    need, free = _bytes_needed(store, corpora), shutil.disk_usage(out.parent).free
     if need > free:  # HDF5 copes badly with a disk that fills up under it: check first
         raise EnvError(f"the export needs about {need / 1e6:.1f} MB, {out.parent} has {free / 1e6:.1f} MB free: "
                        f"free space or export elsewhere")
     try:
-        _write(store, tmp, progress, tqdm)
+        _write(store, corpora, tmp, progress, tqdm)
         tmp.rename(out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _bytes_needed(store: Store) -> int:
+def _bytes_needed(store: Store, corpora: list[str]) -> int:
     total = 0
-    for name in store.corpora:
+    for name in corpora:
         corpus = store.corpus(name)
         for parts in (("hidden",), ("offsets",), ("token_ids",), ("token_kind",), ("batch_ends",), ("text", "bytes"),
                       ("text", "offsets")):
@@ -45,7 +52,7 @@ def _bytes_needed(store: Store) -> int:
     return int(total * 1.02) + (1 << 20)
 
 
-def _write(store: Store, tmp: Path, progress: bool, tqdm) -> None:
+def _write(store: Store, corpora: list[str], tmp: Path, progress: bool, tqdm) -> None:
     import h5py
 
     from .format import encode_strings
@@ -56,10 +63,10 @@ def _write(store: Store, tmp: Path, progress: bool, tqdm) -> None:
         for part, data in zip(("bytes", "offsets"), encode_strings(store.vocab)):
             vocab.create_dataset(part, data=data)
         statics.export_hdf5(store, h5)
-        corpora = h5.create_group("corpora")
-        for name in store.corpora:
+        group = h5.create_group("corpora")
+        for name in corpora:
             corpus = store.corpus(name)
-            g = corpora.create_group(name)
+            g = group.create_group(name)
             g.attrs["json"] = json.dumps(corpus.attrs)
             text = g.create_group("text")
             for part in ("bytes", "offsets"):
@@ -71,5 +78,18 @@ def _write(store: Store, tmp: Path, progress: bool, tqdm) -> None:
             dset = g.create_dataset("hidden", shape=hidden.shape, dtype=hidden.dtype,
                                     chunks=(1, min(n_tokens, max(1, (1 << 22) // (size * hidden.dtype.itemsize))), size),
                                     fletcher32=True)
-            for p in tqdm(range(n_layers), desc=f"export {name}", disable=not progress, unit="layer"):
+            for p in tqdm(range(n_layers), desc=f"export {name}", disable=None if progress else True, unit="layer"):
                 dset[p] = corpus.layer(store.layers[p])
+            _label_dimensions(g, store.layers)
+
+
+def _label_dimensions(g, layers: list[int]) -> None:
+    """HDF5 dimension scales: ``layer`` holds the stored layer numbers; the other axes are labelled."""
+    scale = g.create_dataset("layer", data=np.asarray(layers, dtype=np.int32))
+    scale.make_scale("layer")
+    hidden = g["hidden"]
+    hidden.dims[0].attach_scale(scale)
+    for axis, label in enumerate(("layer", "token", "feature")):
+        hidden.dims[axis].label = label
+    for part in ("token_ids", "token_kind"):
+        g[part].dims[0].label = "token"

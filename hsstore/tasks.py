@@ -123,9 +123,10 @@ def _tasks() -> list[Task]:
            for y in (12, 13, 14, 15, 16)]
     sts += [
         Task("stsb", "sts", "stsb", aliases=("STSBenchmark", "sts-b"), description="STS Benchmark test"),
-        Task("sickr", "sts", "sick", aliases=("SICK-R",), description="SICK relatedness, SentEval test split"),
-        Task("sickr-full", "sts", "sick", ("train", "dev", "test"), aliases=("SICK-R-full",),
-             description="SICK relatedness, all 9,927 pairs (MTEB)"),
+        Task("sickr", "sts", "sick", aliases=("SICK-R-SentEval",),
+             description="SICK relatedness, SentEval test split (4,927 pairs)"),
+        Task("sickr-full", "sts", "sick", ("train", "dev", "test"), aliases=("SICK-R", "SICK-R-full"),
+             description="SICK relatedness, all 9,927 pairs (MTEB's SICK-R)"),
         Task("sts17", "sts", "sts17", aliases=("STS17",), description="SemEval STS 2017 en-en"),
         Task("biosses", "sts", "biosses", aliases=("BIOSSES",), description="biomedical STS"),
     ]
@@ -156,9 +157,9 @@ def _tasks() -> list[Task]:
     clustering += [
         Task("twentynewsgroups", "clustering", "twentynewsgroups", aliases=("TwentyNewsgroupsClustering",),
              description="20 Newsgroups subject lines"),
-        Task("reddit", "clustering", "reddit", aliases=("RedditClustering",),
+        Task("reddit", "clustering", "reddit",
              description="Reddit titles by subreddit, 5 sampled sets"),
-        Task("stackexchange", "clustering", "stackexchange", aliases=("StackExchangeClustering",),
+        Task("stackexchange", "clustering", "stackexchange",
              description="StackExchange titles by site, 5 sampled sets"),
     ]
     corpora = [Task("wikitext2", "corpus", "wikitext2", aliases=("wikitext", "wikitext-2"),
@@ -170,6 +171,17 @@ def _tasks() -> list[Task]:
 
 
 TASKS = {t.id: t for t in _tasks()}
+
+# MTEB's (task name, hf_subset) for tasks whose data are MTEB's test sets (same pairs or texts and
+# labels); the others have no MTEB name, so their figures are never filed under one.
+MTEB_NAMES = {
+    **{f"sts{y}": (f"STS{y}", "default") for y in (12, 13, 14, 15, 16)},
+    "stsb": ("STSBenchmark", "default"), "sickr-full": ("SICK-R", "default"), "sts17": ("STS17", "en-en"),
+    "biosses": ("BIOSSES", "default"), "banking77": ("Banking77Classification", "default"),
+    "emotion": ("EmotionClassification", "default"), "imdb": ("ImdbClassification", "default"),
+    "amazon-counterfactual": ("AmazonCounterfactualClassification", "en"),
+    "tweet-sentiment": ("TweetSentimentExtractionClassification", "default"),
+}
 _ALIASES = {a.lower(): t.id for t in TASKS.values() for a in (t.id, *t.aliases)}
 
 

@@ -111,7 +111,16 @@ def read_root_attrs(path: Path) -> dict:
                          f"(run `hs verify {path}`)") from None
 
 
-def _write_small(group, name: str, data: np.ndarray) -> list[int]:
+# Each array's dimension names (zarr v3 ``dimension_names``), so xarray opens a corpus group with
+# named dimensions; ``layer`` is also a 1-D array of the stored layer numbers (xarray's coordinate).
+# An offsets array has one entry more than its items, so its dimension is the items' edges.
+DIMENSIONS = {"hidden": ("layer", "token", "feature"), "hidden_crc32c": ("hidden_chunk", "layer"),
+              "layer": ("layer",), "token_ids": ("token",), "token_kind": ("token",), "offsets": ("sentence_edge",),
+              "sentence_length": ("sentence",), "batch_ends": ("batch",)}
+STRING_DIMENSIONS = {"text": ("text_byte", "sentence_edge"), "vocab": ("vocab_byte", "vocab_edge")}
+
+
+def _write_small(group, name: str, data: np.ndarray, dims: tuple[str, ...] | None = None) -> list[int]:
     """A 1-D array in chunks of up to 4 MiB, each with a CRC-32C (overwriting a half-written one);
     returns the chunks' CRC-32C for the manifest."""
     from zarr.codecs import Crc32cCodec
@@ -119,13 +128,15 @@ def _write_small(group, name: str, data: np.ndarray) -> list[int]:
     chunk = max(1, min(len(data), (4 << 20) // data.dtype.itemsize))
     # every chunk is written, even one equal to the fill value: a missing chunk file is an error
     group.create_array(name, data=data, chunks=(chunk,), compressors=[Crc32cCodec()], overwrite=True,
-                       config={"write_empty_chunks": True})
+                       config={"write_empty_chunks": True}, dimension_names=dims or DIMENSIONS[name])
     return small_array_crcs(data, chunk)
 
 
 def _write_strings(group, strings: list[str]) -> dict[str, list[int]]:
     flat, offsets = encode_strings(strings)
-    return {"bytes": _write_small(group, "bytes", flat), "offsets": _write_small(group, "offsets", offsets)}
+    byte_dim, edge_dim = STRING_DIMENSIONS[group.basename]
+    return {"bytes": _write_small(group, "bytes", flat, (byte_dim,)),
+            "offsets": _write_small(group, "offsets", offsets, (edge_dim,))}
 
 
 def corpus_chunk_tokens(store_chunk: int, n_tokens: int) -> int:
@@ -310,14 +321,17 @@ class StoreWriter:
         for name in ("offsets", "token_ids", "token_kind", "batch_ends"):
             manifest[name] = _write_small(g, name, getattr(plan, name))
         layers = self.settings["layers"]
+        manifest["layer"] = _write_small(g, "layer", np.asarray(layers, dtype=np.int32))
+        manifest["sentence_length"] = _write_small(g, "sentence_length", np.diff(plan.offsets).astype(np.int32))
         hidden = self.attrs["model"]["hidden_size"]
         chunk = corpus_chunk_tokens(self.chunk_tokens, plan.n_tokens)
         g.create_array("hidden", shape=(len(layers), plan.n_tokens, hidden), dtype=DTYPES[self.settings["dtype"]],
                        chunks=(1, chunk, hidden), compressors=[Crc32cCodec()], fill_value=0,
-                       dimension_names=("layer", "token", "hidden"))
+                       dimension_names=DIMENSIONS["hidden"])
         # the manifest of hidden: CRC-32C of chunk (layer l, token chunk i) at row i, column l
         g.create_array("hidden_crc32c", shape=(math.ceil(plan.n_tokens / chunk), len(layers)), dtype=np.uint32,
-                       chunks=(MANIFEST_ROWS, len(layers)), compressors=[Crc32cCodec()], fill_value=0)
+                       chunks=(MANIFEST_ROWS, len(layers)), compressors=[Crc32cCodec()], fill_value=0,
+                       dimension_names=DIMENSIONS["hidden_crc32c"])
         return manifest
 
 
