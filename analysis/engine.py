@@ -68,7 +68,7 @@ class Engine:
                     self._has_input()
             for step in recipe.post:
                 post_mod.make(step)  # parameter errors surface now
-            if "special" in recipe.drop:  # a tokenizer that adds no special tokens (GPT-2) has none to drop
+            if any(d.name == "special" for d in recipe.drop):  # a tokenizer that adds none (GPT-2) has none to drop
                 for task in tasks:
                     if not (self.store.corpus(task.id).all_token_kinds == KIND_SPECIAL).any():
                         raise HsError(f"recipe {recipe} drops special tokens, but {task.id}'s tokenizer added none "

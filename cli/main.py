@@ -21,17 +21,15 @@ class HsGroup(click.Group):
         except HsError as exc:
             click.echo(f"hs: error: {exc}", err=True)
             sys.exit(exc.exit_status)
+        except BrokenPipeError:  # the reader went away (hs info | head -1): stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush cannot fail
+            sys.exit(0)
         except OSError as exc:
-            if isinstance(exc, BrokenPipeError):
-                raise
             click.echo(f"hs: error: {os_error(exc)}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("hs: interrupted; rerun the same command to resume", err=True)
             sys.exit(130)
-        except BrokenPipeError:  # the reader went away (hs info | head -1): stop quietly, as Unix tools do
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush cannot fail
-            sys.exit(0)
 
 
 @click.group(cls=HsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
