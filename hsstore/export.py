@@ -32,6 +32,9 @@ def export_hdf5(store: Store, out: Path, progress: bool = True) -> None:
                 text.create_dataset(part, data=corpus.raw("text", part)[:])
             for part in ("offsets", "token_ids", "token_kind", "batch_ends"):
                 g.create_dataset(part, data=corpus.raw(part)[:])
+            for part in ("position_ids", "attention_diagonal"):  # present in templated / --attention-diagonals corpora
+                if corpus.has(part):
+                    g.create_dataset(part, data=np.asarray(corpus.raw(part)[:]), fletcher32=True)
             hidden = corpus.raw("hidden")
             n_layers, n_tokens, size = hidden.shape
             dset = g.create_dataset("hidden", shape=hidden.shape, dtype=hidden.dtype,

@@ -163,6 +163,10 @@ class Corpus:
         """A backend array of this corpus by path, e.g. ``raw("text", "offsets")`` or ``raw("hidden")``."""
         return self._node.path(*parts)
 
+    def has(self, name: str) -> bool:
+        """Whether the corpus holds an optional array (``position_ids``, ``attention_diagonal``)."""
+        return self._node.has(name)
+
     @property
     def n_sentences(self) -> int:
         return int(self.attrs["n_sentences"])

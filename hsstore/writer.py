@@ -38,6 +38,8 @@ class CorpusPlan:
     batch_ends: np.ndarray      # int64: sentence index where each batch ends
     truncated: int
     source: dict
+    position_ids: np.ndarray | None = None      # int32 (T): set only where the dump passes its own (templates.py)
+    attention_shape: tuple[int, int] | None = None  # (layers, heads) if attention diagonals are stored (attention.py)
 
     @property
     def n_sentences(self) -> int:
@@ -52,6 +54,10 @@ class CorpusPlan:
         for arr in (self.offsets, self.token_ids, self.token_kind, self.batch_ends):
             h.update(np.ascontiguousarray(arr).tobytes())
         h.update("\n".join(self.texts).encode("utf-8"))
+        if self.position_ids is not None:
+            h.update(b"position_ids" + np.ascontiguousarray(self.position_ids).tobytes())
+        if self.attention_shape is not None:  # eager attention, and one more array
+            h.update(f"attention_diagonal{tuple(self.attention_shape)}".encode())
         return h.hexdigest()[:32]
 
 
@@ -203,12 +209,17 @@ class StoreWriter:
         _write_strings(g.create_group("text"), plan.texts)
         for name in ("offsets", "token_ids", "token_kind", "batch_ends"):
             _write_small(g, name, getattr(plan, name))
+        if plan.position_ids is not None:
+            _write_small(g, "position_ids", plan.position_ids)
         layers = self.settings["layers"]
         hidden = self.root.attrs["model"]["hidden_size"]
         chunk = corpus_chunk_tokens(self.chunk_tokens, plan.n_tokens)
         g.create_array("hidden", shape=(len(layers), plan.n_tokens, hidden), dtype=DTYPES[self.settings["dtype"]],
                        chunks=(1, chunk, hidden), compressors=[Crc32cCodec()], fill_value=0,
                        dimension_names=("layer", "token", "hidden"))
+        if plan.attention_shape is not None:
+            from .attention import create_array
+            create_array(g, plan, chunk)
         g.attrs.update({"n_sentences": plan.n_sentences, "n_tokens": plan.n_tokens, "truncated": plan.truncated,
                         "n_batches": len(plan.batch_ends), "source": plan.source, "layers": layers})
 
@@ -273,19 +284,23 @@ class CorpusWriter:
         # the committed head of a chunk that later batches will complete
         self.buf = [np.asarray(self.hidden[:, self.buf_start:start])] if start > self.buf_start else []
         self.buf_end = start
+        from .attention import SideArrays
+        self.side = SideArrays(group, store_root, start, self.buf_start)  # attention diagonals, if stored
 
     @property
     def start_batch(self) -> int:
         return self.next_batch
 
-    def add(self, batch: int, states: np.ndarray) -> None:
-        """``states``: (layers, tokens of the batch, hidden), the batches' tokens in order."""
+    def add(self, batch: int, states: np.ndarray, extras: dict | None = None) -> None:
+        """``states``: (layers, tokens of the batch, hidden), the batches' tokens in order; ``extras``:
+        the batch's other per-token arrays (attention diagonals)."""
         if batch != self.next_batch:
             raise RuntimeError(f"batch {batch} arrived, expected {self.next_batch}")
         expected = int(self.batch_token_ends[batch]) - self.buf_end
         if states.shape[1] != expected:
             raise RuntimeError(f"batch {batch} has {states.shape[1]} tokens, the plan says {expected}")
         self.buf.append(states)
+        self.side.add(extras)
         self.buf_end += expected
         self.next_batch += 1
         self._flush(final=False)
@@ -300,6 +315,7 @@ class CorpusWriter:
         if n == 0:
             return
         data = np.concatenate(self.buf, axis=1) if len(self.buf) > 1 else self.buf[0]
+        self.side.write(self.buf_start, n)
         self.files.write(data[:, :n], self.buf_start)
         self.buf = [data[:, n:]] if n < pending else []
         self.buf_start += n
