@@ -244,3 +244,58 @@ def test_sigkilled_templated_dump_resumes_byte_identical(tmp_path, tiny_model):
         a = snapshot(tmp_path / "clean/corpora" / name)
         assert a == snapshot(tmp_path / "killed/corpora" / name), name
         assert any(k.startswith("attention_diagonal/c") for k in a)
+
+
+# ---- read-outs (analysis/prompts.py) against direct forward passes ------------------------------
+
+def _prefix_len() -> int:
+    return 1 + len(_bert_like()('This sentence : "', add_special_tokens=False)["input_ids"])
+
+
+def test_mask_readout_and_denoising_equal_direct_computation(templated_store, tiny_model):
+    from analysis.kernels import pool_states
+    from analysis.prompts import denoise, slot_weights
+
+    store = hsstore.open(templated_store)
+    corpus, empty = store.corpus("mine~promptbert"), store.corpus("mine~promptbert~empty")
+    for layer in (1, 3):
+        X = pool_states(corpus.layer(layer), [1.0], corpus.offsets, slot_weights(corpus), "mean")
+        D = denoise(X, corpus, empty.layer(layer))
+        for i in range(corpus.n_sentences):
+            ids = corpus.token_ids(i).tolist()
+            slot = ids.index(4)  # [MASK] is id 4 in the tiny vocabulary
+            state = direct(tiny_model, ids).hidden_states[layer][0, slot].numpy()
+            np.testing.assert_allclose(X[i], state, rtol=2e-3, atol=2e-3)
+            # PromptBERT's delta: the template alone, positions after the prefix raised by the sentence's length
+            k = corpus.token_kinds(i).count("text")
+            template_only = ids[:_prefix_len()] + ids[_prefix_len() + k:]
+            positions = list(range(_prefix_len())) + [p + k for p in range(_prefix_len(), len(template_only))]
+            delta = direct(tiny_model, template_only, positions).hidden_states[layer][0, slot - k].numpy()
+            np.testing.assert_allclose(D[i], state - delta, rtol=2e-3, atol=4e-3)
+
+
+def test_kind_filters_and_ditto_weights_equal_numpy(templated_store, tiny_model):
+    from analysis.kernels import pool_states
+    from analysis.prompts import ditto_weights, kind_weights
+
+    store = hsstore.open(templated_store)
+    corpus = store.corpus("mine~promptbert")
+    only = pool_states(corpus.layer(3), [1.0], corpus.offsets, kind_weights(corpus, (KIND_TEXT,)), "mean")
+    ditto = pool_states(corpus.layer(3), [1.0], corpus.offsets, ditto_weights(corpus, 1, 1), "mean")
+    for i in range(corpus.n_sentences):
+        out = direct(tiny_model, corpus.token_ids(i).tolist(), eager=True)
+        h = out.hidden_states[3][0].numpy()
+        text = np.asarray(corpus.token_kinds(i)) == "text"
+        np.testing.assert_allclose(only[i], h[text].mean(0), rtol=2e-3, atol=2e-3)
+        a = torch.diagonal(out.attentions[0][0, 1]).numpy()  # attention layer 1 = block 1, head 1
+        np.testing.assert_allclose(ditto[i], (a[:, None] * h).sum(0) / a.sum(), rtol=3e-3, atol=3e-3)
+
+
+def test_readouts_on_a_plain_corpus_are_one_line_errors(tiny_store):
+    from analysis.prompts import empty_corpus, slot_weights
+
+    plain = hsstore.open(tiny_store).corpus("mine")
+    with pytest.raises(HsError, match="--template"):
+        slot_weights(plain)
+    with pytest.raises(HsError, match="--template"):
+        empty_corpus(plain)
