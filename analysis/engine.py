@@ -7,7 +7,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hsstore.errors import HsError
-from hsstore.layers import parse_layers
 from hsstore.store import Store
 from hsstore.tasks import Task, get_task
 
@@ -16,6 +15,7 @@ from .diagnostics import alignment, diagnose
 from .evaluators import STS, evaluator_for
 from .pooling import Pooler
 from .recipe import Recipe
+from .tokens import check_level
 
 
 @dataclass
@@ -58,10 +58,20 @@ class Engine:
                 if ref not in have:
                     raise HsError(f"recipe {recipe} needs corpus {ref!r}, which store {self.store.path} lacks; run: "
                                   f"{_dump_hint(self.store, ref)}")
-            for layer in parse_layers(recipe.layers, self.store.n_model_layers):
-                self.store.layer_position(layer)
+            for part in recipe.view:
+                self.pooler.view_layers(recipe, part.step)  # layers the store lacks
+                view = part.step.build()
+                check_level(recipe, view.LEVEL, view.NAME)
+                if view.NAME in ("input", "avg") and getattr(view, "fallback", "input") == "input":
+                    self._has_input()
             for step in recipe.post:
                 post_mod.make(step)  # parameter errors surface now
+
+    def _has_input(self) -> None:
+        """Fail now if the store lacks the input-embedding matrix (read once)."""
+        if not getattr(self, "_input_checked", False):
+            self.store.input_embeddings()
+            self._input_checked = True
 
     def evaluator(self, task: Task):
         if task.id not in self._evaluators:
@@ -91,7 +101,7 @@ class Engine:
             return self._chains[key]
         fitted = []
         for step in recipe.post:
-            ref = X_task if step.ref == "task" else self.pooler.embed(self.store.corpus(step.ref), bare)
+            ref = X_task if step.ref in ("task", None) else self.pooler.embed(self.store.corpus(step.ref), bare)
             fitted.append(post_mod.make(step).fit(self._apply(fitted, ref)))
         self._chains[key] = fitted
         return fitted
@@ -111,6 +121,7 @@ class Engine:
                                            "alignment_pairs": int(pos.sum())}
             else:
                 diag = diagnose(X)
+            diag |= self.pooler.unseen(self.store.corpus(task.id), recipe)
         return Result(recipe, task, scores, seconds, diag)
 
     def run(self, tasks: list[Task], recipes: list[Recipe], diagnostics: bool = False, progress: bool = True):

@@ -28,11 +28,25 @@ def _decode_impl(x, table):
     return lambda x, table: np.float32(x)
 
 
+def _row(rows, t):  # pragma: no cover - replaced by the overload inside kernels
+    return t
+
+
+@overload(_row)
+def _row_impl(rows, t):
+    """Token t's row of ``states``: t itself for stored states (rows is None, compiled away), or a
+    gather, ``rows[t]``, for a static table indexed by token id."""
+    if isinstance(rows, types.NoneType):
+        return lambda rows, t: t
+    return lambda rows, t: rows[t]
+
+
 @njit(parallel=True, cache=True)
-def pool_mean(states, layer_weights, offsets, token_weights, table):
+def pool_mean(states, layer_weights, offsets, token_weights, table, rows):
     """Weighted mean over each sentence's tokens of the layer mix.
 
-    states: (K, T, H) uint16 (float16 bits) or float32; layer_weights: (K,); offsets: (S+1,) int64;
+    states: (K, T, H) uint16 (float16 bits) or float32, or with ``rows`` a (K, V, H) table whose row
+    rows[t] is token t's vector; layer_weights: (K,); offsets: (S+1,) int64;
     token_weights: (T,) float32, 0 drops a token. A sentence with no kept token gives zeros.
     """
     n_layers, _, hidden = states.shape
@@ -44,10 +58,11 @@ def pool_mean(states, layer_weights, offsets, token_weights, table):
             if w == 0.0:
                 continue
             total += w
+            r = _row(rows, t)
             for k in range(n_layers):
                 c = w * layer_weights[k]
                 for j in range(hidden):
-                    out[s, j] += c * _decode(states[k, t, j], table)
+                    out[s, j] += c * _decode(states[k, r, j], table)
         if total > 0.0:
             for j in range(hidden):
                 out[s, j] /= total
@@ -55,7 +70,7 @@ def pool_mean(states, layer_weights, offsets, token_weights, table):
 
 
 @njit(parallel=True, cache=True)
-def pool_max(states, layer_weights, offsets, token_weights, table):
+def pool_max(states, layer_weights, offsets, token_weights, table, rows):
     """Element-wise max over each sentence's kept tokens of the layer mix (zeros if none kept)."""
     n_layers, _, hidden = states.shape
     out = np.zeros((offsets.shape[0] - 1, hidden), dtype=np.float32)
@@ -67,10 +82,11 @@ def pool_max(states, layer_weights, offsets, token_weights, table):
                 continue
             for j in range(hidden):
                 row[j] = 0.0
+            r = _row(rows, t)
             for k in range(n_layers):
                 c = layer_weights[k]
                 for j in range(hidden):
-                    row[j] += c * _decode(states[k, t, j], table)
+                    row[j] += c * _decode(states[k, r, j], table)
             for j in range(hidden):
                 if not seen or row[j] > out[s, j]:
                     out[s, j] = row[j]
@@ -79,7 +95,7 @@ def pool_max(states, layer_weights, offsets, token_weights, table):
 
 
 @njit(parallel=True, cache=True)
-def pool_pick(states, layer_weights, offsets, token_weights, table, last):
+def pool_pick(states, layer_weights, offsets, token_weights, table, rows, last):
     """The layer mix of each sentence's first (or last) kept token (zeros if none kept)."""
     n_layers, _, hidden = states.shape
     out = np.zeros((offsets.shape[0] - 1, hidden), dtype=np.float32)
@@ -91,15 +107,21 @@ def pool_pick(states, layer_weights, offsets, token_weights, table, last):
                 if not last:
                     break
         if pick >= 0:
+            r = _row(rows, pick)
             for k in range(n_layers):
                 c = layer_weights[k]
                 for j in range(hidden):
-                    out[s, j] += c * _decode(states[k, pick, j], table)
+                    out[s, j] += c * _decode(states[k, r, j], table)
     return out
 
 
-def pool_states(states: np.ndarray, layer_weights, offsets, token_weights, mode: str) -> np.ndarray:
-    """Pool float16 or float32 states of shape (K, T, H) or (T, H): ``mode`` is one of POOLINGS."""
+def pool_states(states: np.ndarray, layer_weights, offsets, token_weights, mode: str, rows=None) -> np.ndarray:
+    """Pool float16 or float32 states of shape (K, T, H) or (T, H): ``mode`` is one of POOLINGS.
+
+    With ``rows`` (T,) int, ``states`` is a table (K, V, H) or (V, H) and token t's vector is its
+    row rows[t] (a static view: a gather by token id, fused with the weights and pooling)."""
+    if rows is not None:
+        rows = np.ascontiguousarray(rows, dtype=np.int32)
     if states.ndim == 2:
         states = states[None]
     if states.dtype == np.float16:
@@ -107,7 +129,7 @@ def pool_states(states: np.ndarray, layer_weights, offsets, token_weights, mode:
     elif states.dtype != np.float32:
         states = states.astype(np.float32)
     args = (states, np.asarray(layer_weights, dtype=np.float32), np.asarray(offsets, dtype=np.int64),
-            np.asarray(token_weights, dtype=np.float32), HALF_TABLE)
+            np.asarray(token_weights, dtype=np.float32), HALF_TABLE, rows)
     if mode == "mean":
         return pool_mean(*args)
     if mode == "max":
@@ -116,6 +138,30 @@ def pool_states(states: np.ndarray, layer_weights, offsets, token_weights, mode:
         return pool_pick(*args, mode == "last")
     raise ValueError(f"unknown pooling {mode!r}")
 
+
+@njit(parallel=True, cache=True)
+def scatter_add(sums, states, ids, table):
+    """sums[ids[t]] += states[t] for a block of token states (T, H) in float16 bits or float32.
+
+    Threads split the hidden dimensions, so no two write one cell; sums (V, H) float64."""
+    n_tokens, hidden = states.shape
+    n_blocks = min(hidden, 64)
+    for b in prange(n_blocks):
+        lo = b * hidden // n_blocks
+        hi = (b + 1) * hidden // n_blocks
+        for t in range(n_tokens):
+            r = ids[t]
+            for j in range(lo, hi):
+                sums[r, j] += _decode(states[t, j], table)
+
+
+def add_by_id(sums: np.ndarray, states: np.ndarray, ids: np.ndarray) -> None:
+    """Add each row of ``states`` (float16 or float32) into ``sums`` at its token id."""
+    if states.dtype == np.float16:
+        states = states.view(np.uint16)
+    elif states.dtype != np.float32:
+        states = states.astype(np.float32)
+    scatter_add(sums, np.ascontiguousarray(states), np.ascontiguousarray(ids, dtype=np.int32), HALF_TABLE)
 
 
 

@@ -1,10 +1,14 @@
 """Sentence matrices of a recipe, with per-layer results cached in memory and on disk.
 
-Mean pooling (weighted or not) and first/last-token picks are linear in the layer states, so the
+Mean pooling (weighted or not) and first/last-token picks are linear in the token vectors, so the
 pooled matrix of a layer mix is the same mix of per-layer pooled matrices: those are computed once
-per (corpus, layer, pooling, token weights) and cached outside the store, keyed by the store's
-identity and the corpus fingerprint. Max pooling over a mean of several layers is not linear and
-reads the tokens of all its layers at once.
+per (view, corpus, layer, pooling, token weights) and cached outside the store, keyed by the
+store's identity and the corpus fingerprint. Max pooling over a mean of several layers is not
+linear and reads the tokens of all its layers at once.
+
+A view mix (``ctx*0.8+avg*0.2``) is the weighted sum of its parts' sentence vectors, each scaled
+to unit length first; a part of weight 0 is left out, and a mix with one part left is that part
+unchanged (views.py, docs/recipes.md).
 """
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ from hsstore.layers import parse_layers
 from hsstore.paths import cache_dir
 from hsstore.store import Corpus, Store
 
-from .kernels import pool_states
+from .post import unit_rows
 from .recipe import Recipe
-from .tokens import token_weights
+from .steps import Step, StepType, register
+from .tokens import check_level, token_weights
 
 
 class LayerCache:
@@ -40,6 +45,82 @@ class LayerCache:
         return arr
 
 
+# ---- pooling steps -------------------------------------------------------------------------------
+
+class Pooling(StepType):
+    AXIS = "pool"
+    KERNEL = "mean"  # the numba kernel: mean, max, first or last
+
+    def prepare(self, weights: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Token weights as the kernel should see them."""
+        return weights
+
+    def finish(self, X: np.ndarray, weights: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The kernel's output as the step defines it."""
+        return X
+
+
+@register
+class Mean(Pooling):
+    NAME = "mean"
+    DESCRIPTION = "mean of the kept tokens (weighted mean with weights)"
+
+
+@register
+class Max(Pooling):
+    NAME, KERNEL, LINEAR = "max", "max", False
+    DESCRIPTION = "element-wise maximum over the kept tokens"
+
+
+@register
+class First(Pooling):
+    NAME, KERNEL, ALIASES = "first", "first", ("cls",)
+    DESCRIPTION = "the first kept token ([CLS] with special tokens kept)"
+
+
+@register
+class Last(Pooling):
+    NAME, KERNEL, ALIASES = "last", "last", ("lasttoken",)
+    DESCRIPTION = "the last kept token ([SEP] with special tokens kept)"
+
+
+def _positions(offsets: np.ndarray) -> np.ndarray:
+    """1-based position of every token within its sentence."""
+    lengths = np.diff(offsets)
+    return (np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths) + 1).astype(np.float32)
+
+
+@register
+class WeightedMean(Pooling):
+    NAME = "weightedmean"
+    DESCRIPTION = "mean with weights growing with position 1, 2, ..., n (sentence-transformers' weightedmean)"
+
+    def prepare(self, weights, offsets):
+        return weights * _positions(offsets)
+
+
+@register
+class MeanSqrtLen(Pooling):
+    NAME = "mean_sqrt_len_tokens"
+    DESCRIPTION = "sum of the kept tokens over sqrt of their (weight) total (sentence-transformers' mean_sqrt_len_tokens)"
+
+    def finish(self, X, weights, offsets):
+        totals = np.add.reduceat(weights.astype(np.float64), offsets[:-1]) if len(weights) else np.zeros(len(X))
+        totals[np.diff(offsets) == 0] = 0.0  # reduceat repeats a value for empty ranges
+        return (X * np.sqrt(totals)[:, None]).astype(np.float32)
+
+
+def pool(states, layer_weights, offsets, weights, step: Step, rows=None) -> np.ndarray:
+    """Pool with a registered pooling step (its kernel plus what it does around it)."""
+    from .kernels import pool_states  # numba loads only when needed (not for `hs --help`)
+
+    p = step.build()
+    X = pool_states(states, layer_weights, offsets, p.prepare(weights, offsets), p.KERNEL, rows)
+    return p.finish(X, weights, offsets)
+
+
+# ---- the pooler ----------------------------------------------------------------------------------
+
 class Pooler:
     def __init__(self, store: Store, disk_cache: bool = True, layer_budget_bytes: int = 4 << 30):
         self.store = store
@@ -47,32 +128,83 @@ class Pooler:
         self.layers = LayerCache(layer_budget_bytes)
         self.pooled: dict[tuple, np.ndarray] = {}
         self.weights: dict[tuple, tuple[np.ndarray, str]] = {}
+        self.tables: dict[tuple, np.ndarray] = {}
         self.stats = {"computed": 0, "disk": 0, "memory": 0}
 
-    def refs(self, corpus: Corpus, recipe: Recipe) -> dict[str, Corpus]:
-        out = {"task": corpus}
+    def cached_array(self, where: tuple[str, ...], name: str, compute) -> np.ndarray:
+        """``compute()``, or its result saved earlier under cache_dir(*where)/name.npy: the one place
+        this module reads and writes the disk cache."""
+        path = cache_dir(*where) / f"{name}.npy" if self.disk_cache else None
+        if path is not None and path.exists():
+            self.stats["disk"] += 1
+            return np.load(path)
+        out = compute()
+        self.stats["computed"] += 1
+        if path is not None:
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, out)
+            os.replace(tmp, path)
+        return out
+
+    def streams(self, view, corpus: Corpus, recipe: Recipe) -> dict:
+        """The view's token streams of the task corpus and of every reference the recipe names."""
+        out = {"task": view.stream(corpus)}
         for name in recipe.references:
-            out[name] = self.store.corpus(name)
+            out[name] = view.stream(self.store.corpus(name))
         return out
 
     def embed(self, corpus: Corpus, recipe: Recipe) -> np.ndarray:
         """(n_sentences, dim) float32 sentence matrix of ``corpus`` under ``recipe`` (no post-processing)."""
-        layers = parse_layers(recipe.layers, self.store.n_model_layers)
+        parts = [p for p in recipe.view if p.weight != 0]
+        if len(parts) == 1:
+            return self.embed_view(corpus, recipe, parts[0].step)
+        total = None
+        for part in parts:
+            X = unit_rows(self.embed_view(corpus, recipe, part.step)) * np.float32(part.weight)
+            total = X if total is None else total + X
+        return total.astype(np.float32, copy=False)
+
+    def view_layers(self, recipe: Recipe, vstep: Step) -> list[int | None]:
+        """The layers a view part reads: its own ``layers=``, else the recipe's; [None] for unlayered views."""
+        if not vstep.cls.LAYERED:
+            return [None]
+        layers = parse_layers(vstep.kwargs.get("layers") or recipe.layers, self.store.n_model_layers)
         for layer in layers:
             self.store.layer_position(layer)  # a clear error for a layer the store lacks
-        tkey = (corpus.fingerprint, recipe.drop, str(recipe.weights))
+        return layers
+
+    def token_weights(self, view, corpus: Corpus, recipe: Recipe):
+        """Weights of every token of the view's stream of ``corpus``, and their cache key."""
+        check_level(recipe, view.LEVEL, view.NAME)
+        streams = self.streams(view, corpus, recipe)
+        tkey = (streams["task"].key, tuple(map(str, recipe.drop)), str(recipe.weights))
         if tkey not in self.weights:
-            self.weights[tkey] = token_weights(recipe, corpus, self.refs(corpus, recipe))
-        weights, wkey = self.weights[tkey]
-        if recipe.pool == "max" and recipe.combine == "mean" and len(layers) > 1:
-            key = (corpus.fingerprint, tuple(layers), "max-mix", wkey)
+            self.weights[tkey] = token_weights(recipe, streams["task"], streams)
+        return streams["task"], *self.weights[tkey]
+
+    def source(self, view, vkey: str, corpus: Corpus, layer: int | None):
+        """(states or table, rows) for the kernels: stored states, or a table gathered by token id."""
+        if view.NAME == "ctx":
+            return self.layers.get(corpus, layer), None
+        if (vkey, layer) not in self.tables:
+            self.tables[(vkey, layer)] = view.table(self, layer)
+        return self.tables[(vkey, layer)], view.stream(corpus).ids
+
+    def embed_view(self, corpus: Corpus, recipe: Recipe, vstep: Step) -> np.ndarray:
+        view = vstep.build()
+        vkey = view.key(self.store)
+        layers = self.view_layers(recipe, vstep)
+        stream, weights, wkey = self.token_weights(view, corpus, recipe)
+        if not recipe.pool.cls.LINEAR and recipe.combine == "mean" and len(layers) > 1:
+            key = (vkey, stream.key, tuple(layers), str(recipe.pool), "mix", wkey)
             if key not in self.pooled:
-                states = np.stack([self.layers.get(corpus, layer) for layer in layers])
-                self.pooled[key] = pool_states(states, np.full(len(layers), 1 / len(layers)), corpus.offsets,
-                                               weights, "max")
+                sources = [self.source(view, vkey, corpus, layer) for layer in layers]
+                states = np.stack([s for s, _ in sources])
+                self.pooled[key] = pool(states, np.full(len(layers), 1 / len(layers)), stream.offsets, weights,
+                                        recipe.pool, sources[0][1])
                 self.stats["computed"] += 1
             return self.pooled[key]
-        per_layer = [self._layer(corpus, layer, recipe.pool, weights, wkey) for layer in layers]
+        per_layer = [self._layer(view, vkey, corpus, stream, layer, recipe.pool, weights, wkey) for layer in layers]
         if len(per_layer) == 1:
             return per_layer[0]
         if recipe.combine == "concat":
@@ -83,23 +215,26 @@ class Pooler:
         total *= np.float32(1 / len(per_layer))
         return total
 
-    def _layer(self, corpus: Corpus, layer: int, pool: str, weights: np.ndarray, wkey: str) -> np.ndarray:
-        key = (corpus.fingerprint, layer, pool, wkey)
+    def _layer(self, view, vkey, corpus, stream, layer, pool_step: Step, weights, wkey) -> np.ndarray:
+        key = (vkey, stream.key, layer, str(pool_step), wkey)
         if key in self.pooled:
             self.stats["memory"] += 1
             return self.pooled[key]
-        path = None
-        if self.disk_cache:
-            path = cache_dir("pooled", self.store.identity, corpus.fingerprint) / f"L{layer}-{pool}-{wkey}.npy"
-            if path.exists():
-                self.stats["disk"] += 1
-                self.pooled[key] = np.load(path)
-                return self.pooled[key]
-        out = pool_states(self.layers.get(corpus, layer), [1.0], corpus.offsets, weights, pool)
-        self.stats["computed"] += 1
-        if path is not None:
-            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, out)
-            os.replace(tmp, path)
-        self.pooled[key] = out
+
+        def compute():
+            states, rows = self.source(view, vkey, corpus, layer)
+            return pool(states, [1.0], stream.offsets, weights, pool_step, rows)
+
+        name = f"{'' if vkey == 'ctx' else vkey + '-'}L{layer}-{pool_step}-{wkey}"
+        self.pooled[key] = self.cached_array(("pooled", self.store.identity, corpus.fingerprint), name, compute)
+        return self.pooled[key]
+
+    def unseen(self, corpus: Corpus, recipe: Recipe) -> dict[str, float]:
+        """Per static view part, the share of the corpus's tokens it has no vector of its own for."""
+        out = {}
+        for part in recipe.view:
+            view = part.step.build()
+            share = view.unseen(self, view.stream(corpus))
+            if share is not None:
+                out[f"unseen_{view.NAME}"] = share
         return out

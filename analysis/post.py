@@ -1,7 +1,8 @@
 """Post-processors in scikit-learn's shape: ``fit(X_reference)`` then ``transform(X)``.
 
 Each is fitted on a reference matrix named by the recipe (the task's own sentences, Wikitext, or
-any stored corpus) and applied to the task's sentences.
+any stored corpus) and applied to the task's sentences. Each is a registered step (steps.py):
+a new one is one class here with ``@register``, its declarations, ``fit`` and ``transform``.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from hsstore.errors import HsError
 
-from .recipe import Step
+from .steps import Param, Step, StepType, register
 
 
 def unit_rows(X: np.ndarray) -> np.ndarray:
@@ -18,8 +19,15 @@ def unit_rows(X: np.ndarray) -> np.ndarray:
     return X / np.where(norms == 0, 1.0, norms)
 
 
-class ZScore:
+class PostStep(StepType):
+    AXIS, REF, LINEAR = "post", "task", False
+
+
+@register
+class ZScore(PostStep):
     """Per-dimension standardisation."""
+    NAME = "zscore"
+    DESCRIPTION = "per-dimension standardisation with REF's mean and deviation"
 
     def fit(self, X):
         self.mean_ = X.mean(axis=0)
@@ -31,11 +39,15 @@ class ZScore:
         return (X - self.mean_) / self.scale_
 
 
-class QuantileUniform:
+@register
+class QuantileUniform(PostStep):
     """Each dimension mapped through the reference's empirical CDF onto [0, 1] (quantile-to-uniform)."""
+    NAME = "quantile"
+    PARAMS = (Param("n", int, 1000, low=2, help="quantiles"),)
+    DESCRIPTION = "each dimension through REF's empirical CDF onto [0, 1] (quantile-uniform)"
 
-    def __init__(self, n_quantiles: int = 1000):
-        self.n_quantiles = n_quantiles
+    def __init__(self, n: int = 1000):
+        self.n_quantiles = n
 
     def fit(self, X):
         q = np.linspace(0, 1, min(self.n_quantiles, X.shape[0]))
@@ -50,9 +62,14 @@ class QuantileUniform:
                                   np.ascontiguousarray(self.quantiles_, dtype=np.float64), self.references_)
 
 
-class Whiten:
+@register
+class Whiten(PostStep):
     """PCA whitening (rotate to principal axes, scale to unit variance) or ZCA (rotate back).
     ``k`` keeps the top k directions (PCA only)."""
+    NAME = "whiten"
+    PARAMS = (Param("mode", str, "pca", choices=("pca", "zca")),
+              Param("k", int, None, low=1, help="top directions kept (pca only)"))
+    DESCRIPTION = "whitening with REF's mean and covariance (pca: to principal axes; zca: rotated back)"
 
     def __init__(self, mode: str = "pca", k: int | None = None, eps: float = 1e-8):
         if mode not in ("pca", "zca"):
@@ -78,8 +95,12 @@ class Whiten:
         return (X - self.mean_.astype(np.float32)) @ self.W_
 
 
-class AllButTheTop:
+@register
+class AllButTheTop(PostStep):
     """Mu & Viswanath (2018): subtract the mean, then remove the top ``d`` principal directions."""
+    NAME = "abtt"
+    PARAMS = (Param("d", int, 1, low=1, help="directions removed"),)
+    DESCRIPTION = "all-but-the-top: subtract REF's mean and its top d principal directions"
 
     def __init__(self, d: int = 1):
         self.d = d
@@ -96,8 +117,12 @@ class AllButTheTop:
         return Xc - (Xc @ self.U_) @ self.U_.T
 
 
-class PCA:
+@register
+class PCA(PostStep):
     """Projection onto the top ``k`` principal directions (no scaling)."""
+    NAME = "pca"
+    PARAMS = (Param("k", int, 128, low=1, help="directions kept"),)
+    DESCRIPTION = "projection onto REF's top k principal directions (no scaling)"
 
     def __init__(self, k: int):
         self.k = k
@@ -113,7 +138,11 @@ class PCA:
         return (X - self.mean_.astype(np.float32)) @ self.V_
 
 
-class L2:
+@register
+class L2(PostStep):
+    NAME, REF = "l2", None
+    DESCRIPTION = "each vector scaled to unit length"
+
     def fit(self, X):
         return self
 
@@ -121,28 +150,6 @@ class L2:
         return unit_rows(X)
 
 
-def _int(step: Step, key: str, default):
-    value = step.param(key, default)
-    try:
-        return None if value is None else int(value)
-    except ValueError:
-        raise HsError(f"{step.name}:{key}= needs a whole number, not {value!r}") from None
-
-
 def make(step: Step):
     """A fresh, unfitted post-processor for a recipe step."""
-    known = {"zscore": (), "quantile": ("n",), "whiten": ("mode", "k"), "abtt": ("d",), "l2": (), "pca": ("k",)}
-    unknown = [k for k, _ in step.params if k not in known[step.name]]
-    if unknown:
-        raise HsError(f"{step.name} takes {', '.join(known[step.name]) or 'no parameters'}, not {', '.join(unknown)}")
-    if step.name == "zscore":
-        return ZScore()
-    if step.name == "quantile":
-        return QuantileUniform(_int(step, "n", 1000))
-    if step.name == "whiten":
-        return Whiten(step.param("mode", "pca"), _int(step, "k", None))
-    if step.name == "abtt":
-        return AllButTheTop(_int(step, "d", 1))
-    if step.name == "pca":
-        return PCA(_int(step, "k", 128))
-    return L2()
+    return step.build()

@@ -2,16 +2,14 @@
 
 Compact form (docs/recipes.md), ``;``-separated ``key=value`` pairs, every key optional::
 
-    layers=first-last;combine=mean;pool=mean;drop=special;weights=idf@wikitext2;post=whiten:k=128@wikitext2+l2
+    view=ctx;layers=first-last;combine=mean;pool=mean;drop=special;weights=idf@wikitext2;post=whiten:k=128@wikitext2+l2
 
+- view:    where token vectors come from: ``ctx`` (the stored layer states, default), ``re``, ``input``,
+           ``avg@REF``, ``glove``; a mix of views is ``ctx*0.8+avg*0.2`` (views.py)
 - layers:  last | first-last (1,L) | emb-last (0,L) | all | numbers and ranges: 0,4-6 | -1
 - combine: mean | concat
-- pool:    mean | max | first (alias cls) | last
-- drop:    none | special | freq<N> (N most frequent tokens of Wikitext; freq = freq36) | punct | subword,
-           joined with ``+``; ``keep`` is an alias of none
-- weights: none | idf | sif[:a=0.001], with ``@REF`` for where statistics come from (default @task)
-- post:    none | zscore | quantile | whiten[:mode=pca|zca][:k=N] | abtt[:d=N] | l2 | pca[:k=N], joined
-           with ``+`` and applied in order; each may end with ``@REF`` (default @task)
+- pool, drop (joined with ``+``), weights, post (joined with ``+``, applied in order): the steps of
+  the registry (steps.py; ``hs steps`` lists them), each ``name[:key=value]...[@REF]``
 
 REF is ``task`` (the task's own sentences) or the name of any corpus in the store, e.g. ``wikitext2``.
 """
@@ -19,115 +17,109 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from hsstore.errors import HsError
 from hsstore.layers import check_syntax
 
-POOLS = {"mean": "mean", "max": "max", "first": "first", "cls": "first", "last": "last"}
+from .steps import Step, closest, parse_step
+
 COMBINES = ("mean", "concat")
-DROPS = ("special", "punct", "subword", "freq")
-WEIGHTS = ("none", "idf", "sif")
-POSTS = ("zscore", "quantile", "whiten", "abtt", "l2", "pca")
-DEFAULT_FREQ = 36
-AXES = ("layers", "combine", "pool", "drop", "weights", "post")  # the fields of a Recipe, in order
 
 
 @dataclass(frozen=True)
-class Step:
-    """A named operation with parameters and the corpus its statistics come from."""
-    name: str
-    params: tuple[tuple[str, str], ...] = ()
-    ref: str = "task"
-
-    def param(self, key: str, default=None):
-        return dict(self.params).get(key, default)
+class Part:
+    """One view of a mix and its weight."""
+    step: Step
+    weight: float = 1.0
 
     def __str__(self) -> str:
-        text = self.name + "".join(f":{k}={v}" for k, v in self.params)
-        return text + (f"@{self.ref}" if self.ref != "task" else "")
+        return str(self.step) if self.weight == 1.0 else f"{self.step}*{self.weight:g}"
 
 
-def parse_step(text: str, allowed: tuple[str, ...], axis: str) -> Step:
-    body, _, ref = text.partition("@")
-    name, *args = body.split(":")
-    if name not in allowed:
-        raise HsError(f"unknown {axis} {name!r}; choose from {', '.join(allowed)}")
-    params = []
-    for arg in args:
-        key, eq, value = arg.partition("=")
-        if not eq or not value:
-            raise HsError(f"cannot read {arg!r} in {axis} {text!r}; parameters look like k=128")
-        params.append((key, value))
-    return Step(name, tuple(params), ref or "task")
+def _step(axis: str, text: str) -> Step:
+    return parse_step(text, axis)
 
 
 @dataclass(frozen=True)
 class Recipe:
+    view: tuple[Part, ...] = (Part(Step("view", "ctx")),)
     layers: str = "last"
     combine: str = "mean"
-    pool: str = "mean"
-    drop: tuple[str, ...] = ()
-    weights: Step = Step("none")
+    pool: Step = Step("pool", "mean")
+    drop: tuple[Step, ...] = ()
+    weights: Step = Step("weights", "none")
     post: tuple[Step, ...] = ()
 
+    def fields(self) -> dict[str, str]:
+        """Each axis's value in its text form, keyed by axis name (the order of AXES)."""
+        text = {"view": "+".join(map(str, self.view)), "layers": self.layers, "combine": self.combine,
+                "pool": str(self.pool), "drop": "+".join(map(str, self.drop)) or "none",
+                "weights": str(self.weights), "post": "+".join(map(str, self.post)) or "none"}
+        return {k: text[k] for k in AXES}
+
     def __str__(self) -> str:
-        return ";".join([f"layers={self.layers}", f"combine={self.combine}", f"pool={self.pool}",
-                         f"drop={'+'.join(self.drop) or 'none'}", f"weights={self.weights}",
-                         f"post={'+'.join(map(str, self.post)) or 'none'}"])
+        return ";".join(f"{k}={v}" for k, v in self.fields().items())
+
+    @property
+    def steps(self) -> list[Step]:
+        return [*(p.step for p in self.view), self.pool, *self.drop, self.weights, *self.post]
 
     @property
     def references(self) -> set[str]:
         """Corpora other than the task's own whose statistics this recipe needs."""
-        refs = {s.ref for s in (self.weights, *self.post)}
-        if any(d.startswith("freq") for d in self.drop):
-            refs.add("wikitext2")
-        return refs - {"task"}
+        return {s.ref for s in self.steps if s.ref} - {"task"}
 
 
-def _parse_drop(value: str) -> tuple[str, ...]:
+AXES = tuple(f.name for f in fields(Recipe))  # the fields of a Recipe, in order
+
+
+def _parse_view(value: str) -> tuple[Part, ...]:
+    parts = []
+    for text in value.split("+"):
+        body, star, weight = text.rpartition("*")
+        if not star:
+            body, weight = text, "1"
+        try:
+            w = float(weight)
+        except ValueError:
+            raise HsError(f"cannot read weight {weight!r} in view {text!r}; mix views like ctx*0.8+avg*0.2") from None
+        if not 0 <= w:
+            raise HsError(f"view weight {w:g} in {text!r} must not be negative")
+        parts.append(Part(parse_step(body, "view"), w))
+    if len(parts) > 1 and sum(p.weight for p in parts) == 0:
+        raise HsError(f"view mix {value!r} has every weight 0")
+    return tuple(parts)
+
+
+def _parse_drop(value: str) -> tuple[Step, ...]:
     if value in ("none", "keep", ""):
         return ()
-    out = []
-    for part in value.split("+"):
-        name = "freq" if re.fullmatch(r"freq\d*", part) else part
-        if name not in DROPS:
-            raise HsError(f"unknown drop {part!r}; choose from special, punct, subword, freq<N> or none")
-        out.append(f"freq{DEFAULT_FREQ}" if part == "freq" else part)
-    return tuple(sorted(set(out)))
+    # freq<N> is shorthand for freq:n=N
+    steps = [parse_step(re.sub(r"^freq(\d+)", r"freq:n=\1", part), "drop") for part in value.split("+")]
+    return tuple(sorted(set(steps), key=str))
 
 
 def parse_value(key: str, value: str):
     """One axis value from its text form."""
     value = value.strip()
+    if key == "view":
+        return _parse_view(value)
     if key == "layers":
         return check_syntax(value)
     if key == "combine":
         if value not in COMBINES:
-            raise HsError(f"unknown combine {value!r}; choose mean or concat")
+            raise HsError(f"unknown combine {value!r}{closest(value, COMBINES)}; choose mean or concat")
         return value
-    if key == "pool":
-        if value not in POOLS:
-            raise HsError(f"unknown pool {value!r}; choose from {', '.join(POOLS)}")
-        return POOLS[value]
+    if key in ("pool", "weights"):
+        return parse_step(value, key)
     if key == "drop":
         return _parse_drop(value)
-    if key == "weights":
-        step = parse_step(value, WEIGHTS, "weights")
-        extra = [k for k, _ in step.params if not (step.name == "sif" and k == "a")]
-        if extra:
-            raise HsError(f"weights={step.name} takes {'a=<float>' if step.name == 'sif' else 'no parameters'}, "
-                          f"not {', '.join(extra)}")
-        try:
-            float(step.param("a", 0.001))
-        except ValueError:
-            raise HsError(f"sif:a= needs a number such as 0.001, not {step.param('a')!r}") from None
-        return step
     if key == "post":
         if value in ("none", ""):
             return ()
-        return tuple(parse_step(p, POSTS, "post-processing") for p in value.split("+"))
-    raise HsError(f"unknown recipe key {key!r}; keys are {', '.join(AXES)}")
+        return tuple(parse_step(p, "post") for p in value.split("+"))
+    raise HsError(f"unknown recipe key {key!r}{closest(key, AXES)}; keys are {', '.join(AXES)}")
 
 
 def parse_recipe(text: str, base: Recipe | None = None) -> Recipe:
@@ -146,4 +138,3 @@ def grid(axes: dict[str, list[str]], base: Recipe | None = None) -> list[Recipe]
     keys = [k for k, v in axes.items() if v]
     parsed = [[parse_value(k, v) for v in axes[k]] for k in keys]
     return [replace(base or Recipe(), **dict(zip(keys, combo))) for combo in itertools.product(*parsed)]
-

@@ -60,13 +60,13 @@ def write_json(results, store, path: Path) -> None:
 
 
 def _varying_axes(recipes: list[Recipe]) -> list[str]:
-    parts = [dict(p.split("=", 1) for p in str(r).split(";")) for r in recipes]
+    parts = [r.fields() for r in recipes]
     varying = [k for k in AXES if len({p[k] for p in parts}) > 1]
     return varying or ["layers", "pool"]
 
 
 def _label(recipe: Recipe, axes: list[str]) -> list[str]:
-    parts = dict(p.split("=", 1) for p in str(recipe).split(";"))
+    parts = recipe.fields()
     return [parts[a] for a in axes]
 
 

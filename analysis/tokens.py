@@ -1,21 +1,48 @@
-"""Per-token weights: which tokens a recipe keeps (filters) and how much each counts (idf, SIF).
+"""Per-token weights: which tokens a recipe keeps (drop steps) and how much each counts (weights steps).
 
 A weight of 0 drops a token. Statistics (document frequency, term frequency, the most frequent
 tokens) come from a reference corpus of the store: the task's own sentences or any other corpus,
-usually ``wikitext2``. Only stored token ids are read, never hidden states.
+usually ``wikitext2``. They are read from a token stream: the store's token ids, or for a
+word-level view (GloVe) its word ids; never from hidden states.
 """
 from __future__ import annotations
 
 import hashlib
 import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from hsstore.errors import HsError
 from hsstore.format import KIND_SPECIAL
-from hsstore.store import Corpus
 
-from .recipe import Recipe, Step
+from .recipe import Recipe
+from .steps import Param, StepType, register
+
+
+@dataclass
+class Stream:
+    """The tokens of a corpus as a view sees them: ids into ``vocab``, per-sentence ``offsets``."""
+    key: str  # names the stream in caches: the corpus fingerprint plus the tokenisation
+    ids: np.ndarray  # (T,) int32
+    offsets: np.ndarray  # (S+1,) int64
+    vocab: tuple[str, ...]
+    level: str = "subword"  # or "word"
+    special: np.ndarray | None = None  # (T,) bool, the model's special tokens
+    known: np.ndarray | None = None  # (T,) bool, False where a word is out of the view's vocabulary
+
+    @property
+    def n_sentences(self) -> int:
+        return len(self.offsets) - 1
+
+
+def store_stream(corpus) -> Stream:
+    """A corpus's stored token ids (cached on the corpus object)."""
+    if not hasattr(corpus, "_hs_stream"):
+        corpus._hs_stream = Stream(corpus.fingerprint, corpus.all_token_ids, corpus.offsets, tuple(corpus.store.vocab),
+                                   special=corpus.all_token_kinds == KIND_SPECIAL)
+    return corpus._hs_stream
 
 
 def _is_punct(token: str) -> bool:
@@ -35,68 +62,142 @@ def _vocab_masks(vocab: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return punct, sub
 
 
-_STATS: dict[str, tuple[np.ndarray, np.ndarray, int, np.ndarray]] = {}
+@dataclass
+class Stats:
+    df: np.ndarray  # documents (sentences) holding each id
+    tf: np.ndarray  # occurrences of each id
+    n: int  # sentences
+    special: np.ndarray  # ids seen as special tokens
 
 
-def corpus_stats(corpus: Corpus, vocab_size: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
-    """(document frequency, term frequency, number of sentences, is-special flag) per vocabulary id.
+_STATS: dict[str, Stats] = {}
+
+
+def corpus_stats(stream: Stream) -> Stats:
+    """Document and term frequency per vocabulary id of a stream.
 
     Special tokens are counted like any other, so [CLS] and [SEP], present in every sentence, get
-    an idf of 0 and a small SIF weight.
+    an idf of 0 and a small SIF weight. Out-of-vocabulary words are not counted.
     """
-    key = corpus.fingerprint
-    if key not in _STATS:
-        ids = corpus.all_token_ids.astype(np.int64)
-        tf = np.bincount(ids, minlength=vocab_size)
-        sent = np.repeat(np.arange(corpus.n_sentences), np.diff(corpus.offsets))
-        pairs = np.unique(sent * vocab_size + ids)  # each (sentence, token) once
-        df = np.bincount(pairs % vocab_size, minlength=vocab_size)
-        special = np.zeros(vocab_size, dtype=bool)
-        special[ids[corpus.all_token_kinds == KIND_SPECIAL]] = True
-        _STATS[key] = (df, tf, corpus.n_sentences, special)
-    return _STATS[key]
+    if stream.key not in _STATS:
+        size = len(stream.vocab)
+        ids = stream.ids.astype(np.int64)
+        sent = np.repeat(np.arange(stream.n_sentences), np.diff(stream.offsets))
+        if stream.known is not None:
+            ids, sent = ids[stream.known], sent[stream.known]
+        tf = np.bincount(ids, minlength=size)
+        pairs = np.unique(sent * size + ids)  # each (sentence, token) once
+        df = np.bincount(pairs % size, minlength=size)
+        special = np.zeros(size, dtype=bool)
+        if stream.special is not None:
+            special[stream.ids[stream.special]] = True
+        _STATS[stream.key] = Stats(df, tf, stream.n_sentences, special)
+    return _STATS[stream.key]
 
 
-def most_frequent(ref: Corpus, vocab_size: int, n: int) -> np.ndarray:
-    """The ``n`` most frequent non-special token ids of ``ref`` (ties broken by id)."""
-    _, tf, _, special = corpus_stats(ref, vocab_size)
-    return np.argsort(-np.where(special, -1, tf), kind="stable")[:n]
+def most_frequent(ref: Stream, n: int) -> np.ndarray:
+    """The ``n`` most frequent non-special ids of ``ref`` (ties broken by id)."""
+    s = corpus_stats(ref)
+    return np.argsort(-np.where(s.special, -1, s.tf), kind="stable")[:n]
 
 
-def vocab_weights(step: Step, ref: Corpus, vocab_size: int) -> np.ndarray:
-    """Weight per vocabulary id for ``weights=idf|sif``."""
-    df, tf, n, _ = corpus_stats(ref, vocab_size)
-    if step.name == "idf":  # BERTScore's idf: log((M + 1) / (df + 1))
-        return np.log((n + 1.0) / (df + 1.0)).astype(np.float32)
-    if step.name == "sif":  # Arora et al. 2017: a / (a + p(t))
-        a = float(step.param("a", 1e-3))
-        p = tf / max(1, tf.sum())
-        return (a / (a + p)).astype(np.float32)
-    return np.ones(vocab_size, dtype=np.float32)
+# ---- weights steps -------------------------------------------------------------------------------
+
+@register
+class NoWeights(StepType):
+    AXIS, NAME = "weights", "none"
+    DESCRIPTION = "every kept token counts once"
+
+    def vocab_weights(self, stats: Stats) -> np.ndarray:
+        return np.ones(len(stats.tf), dtype=np.float32)
 
 
-def token_weights(recipe: Recipe, corpus: Corpus, refs: dict[str, Corpus]) -> tuple[np.ndarray, str]:
-    """Weights for every token of ``corpus`` and a key naming them (for caches).
+@register
+class Idf(StepType):
+    AXIS, NAME, REF = "weights", "idf", "task"
+    DESCRIPTION = "idf = log((M+1)/(df+1)) over the M sentences of REF (BERTScore)"
 
-    ``refs`` maps reference names (``task`` and others) to corpora.
+    def vocab_weights(self, stats: Stats) -> np.ndarray:
+        return np.log((stats.n + 1.0) / (stats.df + 1.0)).astype(np.float32)
+
+
+@register
+class Sif(StepType):
+    AXIS, NAME, REF = "weights", "sif", "task"
+    PARAMS = (Param("a", float, 0.001, low=0.0, help="smoothing"),)
+    DESCRIPTION = "SIF weight a/(a+p(t)), p from the token counts of REF (Arora et al. 2017)"
+
+    def __init__(self, a: float = 0.001):
+        self.a = a
+
+    def vocab_weights(self, stats: Stats) -> np.ndarray:
+        p = stats.tf / max(1, stats.tf.sum())
+        return (self.a / (self.a + p)).astype(np.float32)
+
+
+# ---- drop steps ----------------------------------------------------------------------------------
+
+@register
+class DropSpecial(StepType):
+    AXIS, NAME, LEVELS = "drop", "special", ("subword",)
+    DESCRIPTION = "the model's special tokens ([CLS], [SEP], ...)"
+
+    def dropped(self, stream: Stream, refs: dict) -> np.ndarray:
+        return stream.special
+
+
+@register
+class DropPunct(StepType):
+    AXIS, NAME = "drop", "punct"
+    DESCRIPTION = "tokens made only of punctuation and symbols"
+
+    def dropped(self, stream: Stream, refs: dict) -> np.ndarray:
+        return _vocab_masks(stream.vocab)[0][stream.ids]
+
+
+@register
+class DropSubword(StepType):
+    AXIS, NAME, LEVELS = "drop", "subword", ("subword",)
+    DESCRIPTION = "word pieces that continue a word (## in WordPiece)"
+
+    def dropped(self, stream: Stream, refs: dict) -> np.ndarray:
+        return _vocab_masks(stream.vocab)[1][stream.ids]
+
+
+@register
+class DropFrequent(StepType):
+    AXIS, NAME, REF = "drop", "freq", "wikitext2"
+    PARAMS = (Param("n", int, 36, low=1, help="how many"),)
+    DESCRIPTION = "the n most frequent non-special tokens of REF (`freq<N>` is short for `freq:n=N`)"
+
+    def __init__(self, n: int = 36):
+        self.n = n
+
+    def dropped(self, stream: Stream, refs: dict) -> np.ndarray:
+        return np.isin(stream.ids, most_frequent(refs[self.ref], self.n))
+
+
+def check_level(recipe: Recipe, level: str, view: str) -> None:
+    """Refuse drop/weights steps that have no meaning at the view's token level."""
+    for step in (*recipe.drop, recipe.weights):
+        if level not in step.cls.LEVELS:
+            raise HsError(f"{step.name} has no meaning for view {view!r}, whose tokens are {level}s; "
+                          f"leave it out of recipes on that view")
+
+
+def token_weights(recipe: Recipe, stream: Stream, refs: dict[str, Stream]) -> tuple[np.ndarray, str]:
+    """Weights for every token of ``stream`` and a key naming them (for caches).
+
+    ``refs`` maps reference names (``task`` and others) to the same view's streams of those corpora.
     """
-    if not recipe.drop and recipe.weights.name == "none":  # every token counts once: no statistics to read
-        return np.ones(corpus.n_tokens, dtype=np.float32), "all-tokens"
-    vocab = tuple(corpus.store.vocab)
-    ids = corpus.all_token_ids
-    w = vocab_weights(recipe.weights, refs[recipe.weights.ref], len(vocab))[ids]
-    punct, sub = _vocab_masks(vocab)
-    for drop in recipe.drop:
-        if drop == "special":
-            w = np.where(corpus.all_token_kinds == KIND_SPECIAL, 0.0, w)
-        elif drop == "punct":
-            w = np.where(punct[ids], 0.0, w)
-        elif drop == "subword":
-            w = np.where(sub[ids], 0.0, w)
-        elif drop.startswith("freq"):
-            top = most_frequent(refs["wikitext2"], len(vocab), int(drop[4:]))
-            w = np.where(np.isin(ids, top), 0.0, w)
-    # the corpus's own fingerprint keys the caches already; add those of the other references
-    key = f"drop={'+'.join(recipe.drop)};weights={recipe.weights};" + ",".join(
-        f"{r}:{refs[r].fingerprint}" for r in sorted(recipe.references))
-    return np.ascontiguousarray(w, dtype=np.float32), hashlib.sha256(key.encode()).hexdigest()[:20]
+    keyed = f"drop={'+'.join(map(str, recipe.drop))};weights={recipe.weights};" + ",".join(
+        f"{r}:{refs[r].key}" for r in sorted(recipe.references))
+    if not recipe.drop and recipe.weights.name == "none" and stream.known is None:
+        return np.ones(len(stream.ids), dtype=np.float32), "all-tokens"
+    w = recipe.weights.build().vocab_weights(corpus_stats(refs[recipe.weights.ref or "task"]))[stream.ids]
+    for step in recipe.drop:
+        w = np.where(step.build().dropped(stream, refs), 0.0, w)
+    if stream.known is not None:
+        w = np.where(stream.known, w, 0.0)
+    # the stream's own key keys the caches already; the other references' keys are in ``keyed``
+    return np.ascontiguousarray(w, dtype=np.float32), hashlib.sha256(keyed.encode()).hexdigest()[:20]

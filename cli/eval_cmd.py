@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from analysis.steps import help_line
 from hsstore import HsError
 
 
@@ -43,14 +44,15 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
               help="A whole recipe, e.g. 'layers=first-last;pool=mean;post=whiten@wikitext2' (repeatable).")
 @click.option("--grid", "grid_file", type=click.Path(path_type=Path),
               help="File of recipes (one a line) or a JSON object of axis -> list of values.")
+@click.option("--view", multiple=True,
+              help=f"Where token vectors come from: {help_line('view')}; mix as ctx*0.8+avg*0.2.")
 @click.option("--layers", multiple=True, help="last | first-last | emb-last | all | 0,4-6 (repeatable: a grid axis).")
 @click.option("--combine", multiple=True, help="How several layers combine: mean | concat.")
-@click.option("--pool", multiple=True, help="mean | max | first (cls) | last.")
-@click.option("--drop", multiple=True, help="Tokens to drop: none | special | punct | subword | freq<N>, joined by +.")
-@click.option("--weights", multiple=True, help="Token weights: none | idf | sif, with @REF (e.g. idf@wikitext2).")
+@click.option("--pool", multiple=True, help=f"{help_line('pool')}.")
+@click.option("--drop", multiple=True, help=f"Tokens to drop, joined by +: none | {help_line('drop')}.")
+@click.option("--weights", multiple=True, help=f"Token weights: {help_line('weights')}.")
 @click.option("--post", multiple=True,
-              help="Post-processing chain: zscore | quantile | whiten[:mode=zca][:k=N] | abtt[:d=N] | pca[:k=N] | l2, "
-                   "joined by +, each with optional @REF.")
+              help=f"Post-processing chain, joined by + and applied in order: none | {help_line('post')}.")
 @click.option("--sts-aggregate", type=click.Choice(["all", "mean", "wmean"]), default="all", show_default=True,
               help="Main STS12-16 score: subsets concatenated (all), their mean, or pair-weighted mean.")
 @click.option("--clustering", type=click.Choice(["kmeans", "mteb"]), default="kmeans", show_default=True,
@@ -65,12 +67,13 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
               help="Draw the table as a heatmap (PNG, PDF or SVG by extension; needs matplotlib).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk pooled-matrix cache.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def eval_command(store, tasks, recipes, grid_file, layers, combine, pool, drop, weights, post, sts_aggregate,
+def eval_command(store, tasks, recipes, grid_file, view, layers, combine, pool, drop, weights, post, sts_aggregate,
                  clustering, seeds, classification, diagnostics, json_out, csv_out, plot_out, no_cache, quiet):
     """Evaluate recipes on tasks from a store, without the model.
 
-    A recipe fixes layers, token filter, weights, pooling and post-processing (docs/recipes.md).
-    Options given several times form a grid (their cartesian product).
+    A recipe fixes view, layers, token filter, weights, pooling and post-processing
+    (docs/recipes.md; `hs steps` lists every step). Options given several times form a grid
+    (their cartesian product).
 
     \b
     Examples:
@@ -84,7 +87,7 @@ def eval_command(store, tasks, recipes, grid_file, layers, combine, pool, drop, 
     from analysis.results import plot, table, write_csv, write_json
 
     st = hsstore.open(store)
-    axis_values = dict(zip(AXES, (layers, combine, pool, drop, weights, post)))
+    axis_values = dict(zip(AXES, (view, layers, combine, pool, drop, weights, post)))
     recipe_list = build_recipes(recipes, grid_file, axis_values)
     task_list = resolve_tasks(st, list(tasks))
     options = {"sts_aggregate": sts_aggregate, "clustering": clustering, "seeds": seeds,

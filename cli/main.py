@@ -216,6 +216,7 @@ def export(store, out, quiet):
 from cli.eval_cmd import eval_command  # noqa: E402
 
 hs.add_command(eval_command, "eval")
+hs.add_command(__import__("cli.steps_cmd", fromlist=["_"]).steps_command, "steps")
 
 if __name__ == "__main__":
     hs()

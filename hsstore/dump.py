@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import statics
 from .errors import HsError
 from .format import DTYPES, KIND_SPECIAL, KIND_TEXT, default_chunk_tokens
 from .layers import parse_layers
@@ -232,6 +233,8 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
         fixed = {k: stored[k] for k in ("batch_tokens", "max_batch", "chunk_tokens") if stored[k] != settings[k]}
         if fixed:
             log(f"{out} keeps the settings it was created with: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
+        if statics.write_input_embeddings(store.root, loaded.model):
+            log(f"{out}: stored the input-embedding matrix")
         for src in sources:
             plan = plan_source(loaded, src, max_length, stored["batch_tokens"], stored["max_batch"])
             if attention_diagonals:

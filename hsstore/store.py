@@ -115,6 +115,11 @@ class Store:
     def vocab(self) -> list[str]:
         return decode_strings(self.raw("vocab", "bytes")[:], self.raw("vocab", "offsets")[:])
 
+    def input_embeddings(self) -> np.ndarray:
+        """The model's input word-embedding matrix (vocab x hidden, float32), if ``hs dump`` stored it."""
+        from .statics import read_input_embeddings
+        return read_input_embeddings(self._root, self.path, self.model["name"])
+
     @cached_property
     def _corpora_node(self) -> _Node | None:
         return self._root.child("corpora") if self._root.has("corpora") else None
@@ -255,6 +260,10 @@ class Corpus:
         """One layer for every token of the corpus, (n_tokens, hidden), in the stored dtype by default."""
         out = self._read_hidden(self.store.layer_position(layer))
         return out if dtype is None else out.astype(dtype, copy=False)
+
+    def layer_rows(self, layer: int, start: int, stop: int) -> np.ndarray:
+        """Tokens start..stop of one layer (stop - start, hidden), stored dtype: to stream a corpus."""
+        return self._read_hidden(self.store.layer_position(layer), slice(start, stop))
 
     @property
     def stored_dtype(self) -> np.dtype:

@@ -34,10 +34,11 @@ def reference_vectors(store, corpus, recipe_text, sentences):
     if recipe.weights.ref == "task":
         tf, df, n = _reference_stats(corpus)
     top = set()
+    drops = {d.name for d in recipe.drop}
     for d in recipe.drop:
-        if d.startswith("freq"):
+        if d.name == "freq":
             wtf, _, _ = _reference_stats(wiki, skip_special=True)
-            top = {t for t, _ in sorted(wtf.items(), key=lambda kv: (-kv[1], kv[0]))[:int(d[4:])]}
+            top = {t for t, _ in sorted(wtf.items(), key=lambda kv: (-kv[1], kv[0]))[:d.kwargs["n"]]}
     out = []
     for i in sentences:
         ids, toks, kinds = corpus.token_ids(i).tolist(), corpus.tokens(i), corpus.token_kinds(i)
@@ -49,9 +50,9 @@ def reference_vectors(store, corpus, recipe_text, sentences):
             elif recipe.weights.name == "sif":
                 weight = 1e-3 / (1e-3 + tf.get(t, 0) / sum(tf.values()))
             body = tok[2:] if tok.startswith("##") else tok
-            if ("special" in recipe.drop and kind == "special") or \
-               ("punct" in recipe.drop and body and all(c in string.punctuation for c in body)) or \
-               ("subword" in recipe.drop and tok.startswith("##")) or t in top:
+            if ("special" in drops and kind == "special") or \
+               ("punct" in drops and body and all(c in string.punctuation for c in body)) or \
+               ("subword" in drops and tok.startswith("##")) or t in top:
                 weight = 0.0
             w.append(weight)
         w = np.array(w)
@@ -62,12 +63,12 @@ def reference_vectors(store, corpus, recipe_text, sentences):
             kept = np.flatnonzero(w)
             if len(kept) == 0:
                 pooled.append(np.zeros(v.shape[1]))
-            elif recipe.pool == "mean":
+            elif recipe.pool.name == "mean":
                 pooled.append((w[:, None] * v).sum(axis=0) / w.sum())
-            elif recipe.pool == "max":
+            elif recipe.pool.name == "max":
                 pooled.append(v[kept].max(axis=0))
             else:
-                pooled.append(v[kept[0] if recipe.pool == "first" else kept[-1]])
+                pooled.append(v[kept[0] if recipe.pool.name == "first" else kept[-1]])
         out.append(np.concatenate(pooled))
     return np.array(out)
 

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from analysis import post
-from analysis.recipe import Step
+from analysis.steps import parse_step
 from hsstore import HsError
 
 
@@ -88,10 +88,10 @@ def test_l2_and_pca(data):
 
 
 def test_step_parameters_are_checked():
-    assert isinstance(post.make(Step("whiten", (("mode", "zca"),))), post.Whiten)
+    assert isinstance(post.make(parse_step("whiten:mode=zca", "post")), post.Whiten)
     with pytest.raises(HsError, match="takes d"):
-        post.make(Step("abtt", (("k", "3"),)))
+        parse_step("abtt:k=3", "post")
     with pytest.raises(HsError, match="whole number"):
-        post.make(Step("abtt", (("d", "x"),)))
+        parse_step("abtt:d=x", "post")
     with pytest.raises(HsError, match="mode=pca only"):
-        post.make(Step("whiten", (("mode", "zca"), ("k", "4"))))
+        post.make(parse_step("whiten:mode=zca:k=4", "post"))

@@ -1,0 +1,45 @@
+"""Static (context-free) arrays of the model kept at the store root: its input word embeddings.
+
+``hs dump`` writes them beside the corpora (float32, vocab x hidden, chunks of up to 4 MiB each
+with a CRC-32C, like the store's other small arrays) and adds them to a store made before they
+existed when the same command is rerun; no forward pass is needed for that. A ``complete`` flag,
+set after the data, tells a finished matrix from one a killed dump left half-written.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import HsError
+
+GROUP = "statics"
+INPUT = "input_embeddings"
+
+
+def write_input_embeddings(root, model) -> bool:
+    """Store ``model.get_input_embeddings()`` in the open zarr ``root`` unless it is there; True if written."""
+    from zarr.codecs import Crc32cCodec
+
+    group = root.require_group(GROUP)
+    if group.attrs.get(f"{INPUT}_complete"):
+        return False
+    matrix = model.get_input_embeddings().weight.detach().float().cpu().numpy()
+    rows = max(1, min(len(matrix), (4 << 20) // (matrix.shape[1] * 4)))
+    group.create_array(INPUT, data=np.ascontiguousarray(matrix, dtype=np.float32), chunks=(rows, matrix.shape[1]),
+                       compressors=[Crc32cCodec()], overwrite=True)
+    group.attrs[f"{INPUT}_complete"] = True
+    return True
+
+
+def read_input_embeddings(root_node, store_path, model_name: str) -> np.ndarray:
+    """The stored input-embedding matrix (V, H) float32; a store without it is a one-line error."""
+    if not (root_node.has(GROUP) and root_node.child(GROUP).attrs.get(f"{INPUT}_complete")):
+        raise HsError(f"store {store_path} has no input-embedding matrix (made before hs stored it); add it by "
+                      f"rerunning its hs dump command, e.g. hs dump --model {model_name} --out {store_path} "
+                      f"--task <a task it holds>")
+    try:
+        return np.asarray(root_node.child(GROUP).array(INPUT)[:], dtype=np.float32)
+    except (ValueError, OSError) as exc:
+        if "checksum" not in str(exc).lower():
+            raise
+        raise HsError(f"the input-embedding matrix of {store_path} is corrupt (checksum mismatch); "
+                      f"dump the store again") from None
