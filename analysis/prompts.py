@@ -15,8 +15,13 @@ import numpy as np
 
 from hsstore.attention import read_diagonal
 from hsstore.errors import HsError
-from hsstore.format import KIND_MASK, KIND_TEXT
-from hsstore.templates import SEPARATOR, empty_name
+from hsstore.format import KIND_MASK, KIND_TEMPLATE, KIND_TEXT
+from hsstore.templates import SEPARATOR, TEMPLATES, empty_name
+
+from .pooling import Pooling
+from .steps import Param, StepType, register
+from .tokens import Stream, store_stream
+from .views import _LAYERS, View
 
 
 def template_of(corpus) -> dict | None:
@@ -27,8 +32,8 @@ def template_of(corpus) -> dict | None:
 def require_template(corpus, what: str) -> dict:
     template = template_of(corpus)
     if template is None:
-        raise HsError(f"{what} reads a template's slot, but corpus {corpus.name!r} is not templated; dump it with "
-                      f"`hs dump --template promptbert` and evaluate its variant (e.g. {corpus.name}{SEPARATOR}promptbert)")
+        raise HsError(f"{what} needs a templated corpus, but {corpus.name!r} is plain: dump the task with "
+                      f"`hs dump --template promptbert` and use view=prompt:template=promptbert")
     return template
 
 
@@ -83,3 +88,102 @@ def denoise(X: np.ndarray, corpus, layer_states_of_empty) -> np.ndarray:
 def ditto_weights(corpus, layer: int, head: int) -> np.ndarray:
     """Ditto's token weights: each token's self-attention a_ii at attention layer ``layer``, ``head``."""
     return read_diagonal(corpus, layer, head)
+
+
+# ---- recipe steps --------------------------------------------------------------------------------
+
+def _template_name(text: str) -> str:
+    if SEPARATOR in text or not text:
+        raise HsError(f"template={text!r}: give a template's name ({', '.join(TEMPLATES)}, or t<8 hex digits> "
+                      f"for your own, as `hs info` lists its corpora)")
+    return text
+
+
+def _stream_corpus(stream: Stream, what: str):
+    if stream.corpus is None:
+        raise HsError(f"{what} reads token kinds of a stored corpus; it has no meaning for this view's tokens")
+    return stream.corpus
+
+
+@register
+class Prompted(View):
+    NAME, LAYERED = "prompt", True
+    PARAMS = (Param("template", str, "promptbert", check=_template_name,
+                    help=f"the template's name: {', '.join(TEMPLATES)} or t<hex> for your own"),
+              _LAYERS)
+    DESCRIPTION = "contextual states of the task's templated variant <task>~<template> (hs dump --template)"
+
+    def variant(self, corpus):
+        name = f"{corpus.name}{SEPARATOR}{self.template}"
+        if name not in corpus.store.corpora:
+            raise HsError(f"store {corpus.store.path} has no complete corpus {name!r}; run: hs dump --model "
+                          f"{corpus.store.model['name']} --task {corpus.name} --template {self.template} "
+                          f"--out {corpus.store.path}")
+        return corpus.store.corpus(name)
+
+    def key(self, store) -> str:
+        return f"prompt-{self.template}"
+
+    def corpus_key(self, corpus) -> str:
+        """The variant's (and its template-only rows') fingerprints: cached matrices follow their data."""
+        variant = self.variant(corpus)
+        empty = empty_name(variant.name)
+        tail = corpus.store.corpus(empty).fingerprint[:12] if empty in corpus.store.corpora else "none"
+        return f"prompt-{self.template}-{variant.fingerprint[:12]}-{tail}"
+
+    def stream(self, corpus) -> Stream:
+        return store_stream(self.variant(corpus))
+
+    def states_of(self, corpus):
+        return self.variant(corpus)
+
+    def align(self, X: np.ndarray, corpus) -> np.ndarray:
+        """Rows of the variant's order put in the task corpus's order (matched by sentence text)."""
+        return np.ascontiguousarray(X[self.variant(corpus).ids_of(corpus.texts)])
+
+
+@register
+class ReadOut(Pooling):
+    NAME = "mask"
+    PARAMS = (Param("denoise", str, "no", choices=("no", "yes"),
+                    help="subtract the template-only state at the same length (PromptBERT)"),)
+    DESCRIPTION = ("the template's read-out slot ([MASK], PromptEOL's last token); denoise=yes subtracts "
+                   "the template's own state there (PromptBERT)")
+
+    def __init__(self, denoise: str = "no"):
+        self.denoise = denoise
+
+    def prepare(self, weights, offsets):
+        _, stream, _ = self.context
+        return slot_weights(_stream_corpus(stream, "pool=mask"))
+
+    def finish(self, X, weights, offsets):
+        if self.denoise == "no":
+            return X
+        pooler, stream, layer = self.context
+        corpus = _stream_corpus(stream, "pool=mask:denoise=yes")
+        return denoise(X, corpus, pooler.layers.get(empty_corpus(corpus), layer))
+
+
+@register
+class DropTemplate(StepType):
+    AXIS, NAME, LEVELS = "drop", "template", ("subword",)
+    DESCRIPTION = "a template's own tokens and its read-out slot (with special: the sentence's tokens only)"
+
+    def dropped(self, stream: Stream, refs: dict) -> np.ndarray:
+        kinds = _stream_corpus(stream, "drop=template").all_token_kinds
+        return np.isin(kinds, (KIND_TEMPLATE, KIND_MASK))
+
+
+@register
+class Ditto(StepType):
+    AXIS, NAME, LEVELS = "weights", "ditto", ("subword",)
+    PARAMS = (Param("layer", int, 1, low=1, help="attention layer (1 = first block; Ditto's layer 0)"),
+              Param("head", int, 9, low=0, help="attention head"))
+    DESCRIPTION = "each token's self-attention a_ii at one layer and head (Ditto; hs dump --attention-diagonals)"
+
+    def __init__(self, layer: int = 1, head: int = 9):
+        self.layer, self.head = layer, head
+
+    def token_weights(self, stream: Stream) -> np.ndarray:
+        return ditto_weights(_stream_corpus(stream, "weights=ditto"), self.layer, self.head)

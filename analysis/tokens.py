@@ -31,6 +31,7 @@ class Stream:
     level: str = "subword"  # or "word"
     special: np.ndarray | None = None  # (T,) bool, the model's special tokens
     known: np.ndarray | None = None  # (T,) bool, False where a word is out of the view's vocabulary
+    corpus: object = None  # the stored corpus whose tokens these are (token kinds, attention diagonals)
 
     @property
     def n_sentences(self) -> int:
@@ -41,7 +42,7 @@ def store_stream(corpus) -> Stream:
     """A corpus's stored token ids (cached on the corpus object)."""
     if not hasattr(corpus, "_hs_stream"):
         corpus._hs_stream = Stream(corpus.fingerprint, corpus.all_token_ids, corpus.offsets, tuple(corpus.store.vocab),
-                                   special=corpus.all_token_kinds == KIND_SPECIAL)
+                                   special=corpus.all_token_kinds == KIND_SPECIAL, corpus=corpus)
     return corpus._hs_stream
 
 
@@ -194,7 +195,11 @@ def token_weights(recipe: Recipe, stream: Stream, refs: dict[str, Stream]) -> tu
         f"{r}:{refs[r].key}" for r in sorted(recipe.references))
     if not recipe.drop and recipe.weights.name == "none" and stream.known is None:
         return np.ones(len(stream.ids), dtype=np.float32), "all-tokens"
-    w = recipe.weights.build().vocab_weights(corpus_stats(refs[recipe.weights.ref or "task"]))[stream.ids]
+    weights = recipe.weights.build()
+    if hasattr(weights, "token_weights"):  # a weight per token, not per id (ditto: prompts.py)
+        w = weights.token_weights(stream)
+    else:
+        w = weights.vocab_weights(corpus_stats(refs[recipe.weights.ref or "task"]))[stream.ids]
     for step in recipe.drop:
         w = np.where(step.build().dropped(stream, refs), 0.0, w)
     if stream.known is not None:

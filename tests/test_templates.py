@@ -299,3 +299,46 @@ def test_readouts_on_a_plain_corpus_are_one_line_errors(tiny_store):
         slot_weights(plain)
     with pytest.raises(HsError, match="--template"):
         empty_corpus(plain)
+
+
+def test_recipe_steps_equal_direct_computation(templated_store, tiny_model):
+    """view=prompt, pool=mask[:denoise=yes], drop=template and weights=ditto through the pooler."""
+    from analysis.pooling import Pooler
+    from analysis.recipe import parse_recipe
+
+    store = hsstore.open(templated_store)
+    plain, variant = store.corpus("mine"), store.corpus("mine~promptbert")
+    pooler = Pooler(store, disk_cache=False)
+    embed = lambda text: pooler.embed(plain, parse_recipe(text))  # noqa: E731
+    mask = embed("view=prompt:template=promptbert;layers=3;pool=mask")
+    denoised = embed("view=prompt;layers=3;pool=mask:denoise=yes")
+    only = embed("view=prompt;layers=3;drop=special+template")
+    ditto = embed("layers=2;weights=ditto:layer=2:head=0")
+    for i, text in enumerate(plain.texts):
+        j = variant.ids_of([text])[0]  # rows come back in the plain corpus's order
+        ids = variant.token_ids(j).tolist()
+        kinds = np.asarray(variant.token_kinds(j))
+        h = direct(tiny_model, ids).hidden_states[3][0].numpy()
+        slot, k = int(np.flatnonzero(kinds == "mask")[0]), int((kinds == "text").sum())
+        np.testing.assert_allclose(mask[i], h[slot], rtol=2e-3, atol=2e-3)
+        np.testing.assert_allclose(only[i], h[kinds == "text"].mean(0), rtol=2e-3, atol=2e-3)
+        n = _prefix_len()
+        alone = ids[:n] + ids[n + k:]
+        delta = direct(tiny_model, alone, list(range(n)) + [p + k for p in range(n, len(alone))])
+        np.testing.assert_allclose(denoised[i], h[slot] - delta.hidden_states[3][0, slot - k].numpy(),
+                                   rtol=2e-3, atol=4e-3)
+        out = direct(tiny_model, plain.token_ids(i).tolist(), eager=True)
+        a, g = torch.diagonal(out.attentions[1][0, 0]).numpy(), out.hidden_states[2][0].numpy()
+        np.testing.assert_allclose(ditto[i], (a[:, None] * g).sum(0) / a.sum(), rtol=3e-3, atol=3e-3)
+
+
+def test_recipe_step_errors_are_one_line(templated_store, tiny_store):
+    from analysis.pooling import Pooler
+    from analysis.recipe import parse_recipe
+
+    store = hsstore.open(templated_store)
+    cases = [(store, "pool=mask", "view=prompt"), (store, "view=prompt:template=prompteol", "--template prompteol"),
+             (hsstore.open(tiny_store), "weights=ditto", "--attention-diagonals")]
+    for st, recipe, message in cases:
+        with pytest.raises(HsError, match=message):
+            Pooler(st, disk_cache=False).embed(st.corpus("mine"), parse_recipe(recipe))
