@@ -61,6 +61,7 @@ class Engine:
             for part in recipe.view:
                 self.pooler.view_layers(recipe, part.step)  # layers the store lacks
                 view = part.step.build()
+                view.key(self.store)  # a view whose data is missing (GloVe not installed) fails now
                 check_level(recipe, view.LEVEL, view.NAME)
                 if view.NAME in ("input", "avg") and getattr(view, "fallback", "input") == "input":
                     self._has_input()

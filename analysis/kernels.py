@@ -9,7 +9,7 @@ first (``astype``) and with a plain numpy implementation.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, types
+from numba import get_num_threads, njit, prange, types
 from numba.extending import overload
 
 POOLINGS = ("mean", "max", "first", "last")
@@ -140,12 +140,12 @@ def pool_states(states: np.ndarray, layer_weights, offsets, token_weights, mode:
 
 
 @njit(parallel=True, cache=True)
-def scatter_add(sums, states, ids, table):
+def scatter_add(sums, states, ids, table, n_blocks):
     """sums[ids[t]] += states[t] for a block of token states (T, H) in float16 bits or float32.
 
-    Threads split the hidden dimensions, so no two write one cell; sums (V, H) float64."""
+    Each thread takes one contiguous slice of the hidden dimensions (no two write one cell, and
+    each reads its slice of every row in order); sums (V, H) float64."""
     n_tokens, hidden = states.shape
-    n_blocks = min(hidden, 64)
     for b in prange(n_blocks):
         lo = b * hidden // n_blocks
         hi = (b + 1) * hidden // n_blocks
@@ -161,7 +161,8 @@ def add_by_id(sums: np.ndarray, states: np.ndarray, ids: np.ndarray) -> None:
         states = states.view(np.uint16)
     elif states.dtype != np.float32:
         states = states.astype(np.float32)
-    scatter_add(sums, np.ascontiguousarray(states), np.ascontiguousarray(ids, dtype=np.int32), HALF_TABLE)
+    scatter_add(sums, np.ascontiguousarray(states), np.ascontiguousarray(ids, dtype=np.int32), HALF_TABLE,
+                min(states.shape[1], get_num_threads()))
 
 
 

@@ -24,7 +24,7 @@ from hsstore.store import Corpus, Store
 from .post import unit_rows
 from .recipe import Recipe
 from .steps import Step, StepType, register
-from .tokens import check_level, token_weights
+from .tokens import Stream, check_level, token_weights
 
 
 class LayerCache:
@@ -51,11 +51,11 @@ class Pooling(StepType):
     AXIS = "pool"
     KERNEL = "mean"  # the numba kernel: mean, max, first or last
 
-    def prepare(self, weights: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """Token weights as the kernel should see them."""
+    def prepare(self, weights: np.ndarray, stream: Stream) -> np.ndarray:
+        """Token weights as the kernel should see them (0 leaves a token out)."""
         return weights
 
-    def finish(self, X: np.ndarray, weights: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    def finish(self, X: np.ndarray, weights: np.ndarray, stream: Stream) -> np.ndarray:
         """The kernel's output as the step defines it."""
         return X
 
@@ -95,8 +95,8 @@ class WeightedMean(Pooling):
     NAME = "weightedmean"
     DESCRIPTION = "mean with weights growing with position 1, 2, ..., n (sentence-transformers' weightedmean)"
 
-    def prepare(self, weights, offsets):
-        return weights * _positions(offsets)
+    def prepare(self, weights, stream):
+        return weights * _positions(stream.offsets)
 
 
 @register
@@ -104,23 +104,21 @@ class MeanSqrtLen(Pooling):
     NAME = "mean_sqrt_len_tokens"
     DESCRIPTION = "sum of the kept tokens over sqrt of their (weight) total (sentence-transformers' mean_sqrt_len_tokens)"
 
-    def finish(self, X, weights, offsets):
-        totals = np.add.reduceat(weights.astype(np.float64), offsets[:-1]) if len(weights) else np.zeros(len(X))
-        totals[np.diff(offsets) == 0] = 0.0  # reduceat repeats a value for empty ranges
+    def finish(self, X, weights, stream):
+        running = np.concatenate([[0.0], np.cumsum(weights, dtype=np.float64)])
+        totals = running[stream.offsets[1:]] - running[stream.offsets[:-1]]
         return (X * np.sqrt(totals)[:, None]).astype(np.float32)
 
 
-def pool(states, layer_weights, offsets, weights, step: Step, rows=None, context=None) -> np.ndarray:
-    """Pool with a registered pooling step (its kernel plus what it does around it).
-
-    ``context`` (pooler, stream, layer) is there for steps that read more than the weights: the
-    read-out slot and its denoising (prompts.py)."""
+def pool(states, layer_weights, stream: Stream, weights, step: Step, rows=None, layer=None) -> np.ndarray:
+    """Pool with a registered pooling step (its kernel plus what it does around it). ``layer``: the
+    model layer pooled, for steps that read more of it (denoising the read-out slot: prompts.py)."""
     from .kernels import pool_states  # numba loads only when needed (not for `hs --help`)
 
     p = step.build()
-    p.context = context
-    X = pool_states(states, layer_weights, offsets, p.prepare(weights, offsets), p.KERNEL, rows)
-    return p.finish(X, weights, offsets)
+    p.layer = layer
+    X = pool_states(states, layer_weights, stream.offsets, p.prepare(weights, stream), p.KERNEL, rows)
+    return p.finish(X, weights, stream)
 
 
 # ---- the pooler ----------------------------------------------------------------------------------
@@ -208,9 +206,9 @@ class Pooler:
             if key not in self.pooled:
                 sources = [self.source(view, vkey, corpus, layer) for layer in layers]
                 states = np.stack([s for s, _ in sources])
-                self.pooled[key] = pool(states, np.full(len(layers), 1 / len(layers)), stream.offsets, weights,
-                                        recipe.pool, sources[0][1], (self, stream, None))
-                if hasattr(view, "align"):
+                self.pooled[key] = pool(states, np.full(len(layers), 1 / len(layers)), stream, weights,
+                                        recipe.pool, sources[0][1])
+                if hasattr(view, "align"):  # rows in the task corpus's order (prompts.py)
                     self.pooled[key] = view.align(self.pooled[key], corpus)
                 self.stats["computed"] += 1
             return self.pooled[key]
@@ -233,7 +231,7 @@ class Pooler:
 
         def compute():
             states, rows = self.source(view, vkey, corpus, layer)
-            X = pool(states, [1.0], stream.offsets, weights, pool_step, rows, (self, stream, layer))
+            X = pool(states, [1.0], stream, weights, pool_step, rows, layer)
             return view.align(X, corpus) if hasattr(view, "align") else X  # rows in the task corpus's order
 
         name = f"{'' if vkey == 'ctx' else vkey + '-'}L{layer}-{pool_step}-{wkey}"

@@ -20,7 +20,7 @@ from hsstore.templates import SEPARATOR, TEMPLATES, empty_name
 
 from .pooling import Pooling
 from .steps import Param, StepType, register
-from .tokens import Stream, store_stream
+from .tokens import Stream, Weights, store_stream
 from .views import _LAYERS, View
 
 
@@ -153,16 +153,14 @@ class ReadOut(Pooling):
     def __init__(self, denoise: str = "no"):
         self.denoise = denoise
 
-    def prepare(self, weights, offsets):
-        _, stream, _ = self.context
+    def prepare(self, weights, stream):
         return slot_weights(_stream_corpus(stream, "pool=mask"))
 
-    def finish(self, X, weights, offsets):
+    def finish(self, X, weights, stream):
         if self.denoise == "no":
             return X
-        pooler, stream, layer = self.context
         corpus = _stream_corpus(stream, "pool=mask:denoise=yes")
-        return denoise(X, corpus, pooler.layers.get(empty_corpus(corpus), layer))
+        return denoise(X, corpus, empty_corpus(corpus).layer(self.layer))  # a few hundred tokens
 
 
 @register
@@ -171,13 +169,13 @@ class DropTemplate(StepType):
     DESCRIPTION = "a template's own tokens and its read-out slot (with special: the sentence's tokens only)"
 
     def dropped(self, stream: Stream, refs: dict) -> np.ndarray:
-        kinds = _stream_corpus(stream, "drop=template").all_token_kinds
-        return np.isin(kinds, (KIND_TEMPLATE, KIND_MASK))
+        _stream_corpus(stream, "drop=template")
+        return np.isin(stream.kinds, (KIND_TEMPLATE, KIND_MASK))
 
 
 @register
-class Ditto(StepType):
-    AXIS, NAME, LEVELS = "weights", "ditto", ("subword",)
+class Ditto(Weights):
+    NAME, LEVELS = "ditto", ("subword",)
     PARAMS = (Param("layer", int, 1, low=1, help="attention layer (1 = first block; Ditto's layer 0)"),
               Param("head", int, 9, low=0, help="attention head"))
     DESCRIPTION = "each token's self-attention a_ii at one layer and head (Ditto; hs dump --attention-diagonals)"
@@ -185,5 +183,5 @@ class Ditto(StepType):
     def __init__(self, layer: int = 1, head: int = 9):
         self.layer, self.head = layer, head
 
-    def token_weights(self, stream: Stream) -> np.ndarray:
+    def token_weights(self, stream: Stream, refs: dict) -> np.ndarray:
         return ditto_weights(_stream_corpus(stream, "weights=ditto"), self.layer, self.head)

@@ -9,11 +9,18 @@ docs/recipes.md (checked by tests/test_steps.py) all read this registry.
 Adding a step is one class in the module of its axis, decorated with ``@register``:
 
 - post (analysis/post.py): ``fit(X)`` / ``transform(X)``; the parameters arrive as keyword arguments.
-- weights (analysis/tokens.py): ``vocab_weights(stats)`` returns a weight per vocabulary id.
+- weights (analysis/tokens.py, subclass ``Weights``): ``vocab_weights(stats)`` returns a weight per
+  vocabulary id from REF's counts, or ``token_weights(stream, refs)`` one per token (the stream
+  carries ids, offsets, stored kinds and its corpus, for weights read from elsewhere in the store).
 - drop (analysis/tokens.py): ``dropped(stream, refs)`` returns a bool per token (True = leave out).
-- pool (analysis/pooling.py): ``KERNEL`` (mean, max, first or last) and optionally
-  ``prepare(weights, offsets)`` / ``finish(X, weights, offsets)`` around the numba kernel.
-- view (analysis/views.py): ``stream(corpus)`` and ``source(corpus, layer)``: where token vectors come from.
+- pool (analysis/pooling.py, subclass ``Pooling``): ``KERNEL`` (mean, max, first or last) and
+  optionally ``prepare(weights, stream)`` (e.g. keep only one token kind) and
+  ``finish(X, weights, stream)`` around the numba kernel.
+- view (analysis/views.py, subclass ``View``): ``key(store)``, ``table(pooler, layer)`` (V, H) for a
+  static view, optionally ``stream(corpus)`` (the token ids it is indexed by) and ``unseen``.
+
+A step that changes numbers must be fully named by its name and parameters (``str(step)``): that
+string keys the pooled-matrix cache.
 
 then run ``hs steps --markdown`` and paste its table into docs/recipes.md (a test compares them).
 """

@@ -31,7 +31,8 @@ class Stream:
     level: str = "subword"  # or "word"
     special: np.ndarray | None = None  # (T,) bool, the model's special tokens
     known: np.ndarray | None = None  # (T,) bool, False where a word is out of the view's vocabulary
-    corpus: object = None  # the stored corpus whose tokens these are (token kinds, attention diagonals)
+    kinds: np.ndarray | None = None  # (T,) uint8 stored token kinds (hsstore.format), subword streams only
+    corpus: object = None  # the hsstore Corpus it comes from (for steps that read more of it)
 
     @property
     def n_sentences(self) -> int:
@@ -41,8 +42,9 @@ class Stream:
 def store_stream(corpus) -> Stream:
     """A corpus's stored token ids (cached on the corpus object)."""
     if not hasattr(corpus, "_hs_stream"):
+        kinds = corpus.all_token_kinds
         corpus._hs_stream = Stream(corpus.fingerprint, corpus.all_token_ids, corpus.offsets, tuple(corpus.store.vocab),
-                                   special=corpus.all_token_kinds == KIND_SPECIAL, corpus=corpus)
+                                   special=kinds == KIND_SPECIAL, kinds=kinds, corpus=corpus)
     return corpus._hs_stream
 
 
@@ -104,9 +106,21 @@ def most_frequent(ref: Stream, n: int) -> np.ndarray:
 
 # ---- weights steps -------------------------------------------------------------------------------
 
+class Weights(StepType):
+    AXIS = "weights"
+
+    def vocab_weights(self, stats: Stats) -> np.ndarray:
+        """A weight per vocabulary id from REF's statistics (most weights are one of these)."""
+        raise NotImplementedError
+
+    def token_weights(self, stream: Stream, refs: dict) -> np.ndarray:
+        """A weight per token of ``stream``; override for weights that are not a function of the id."""
+        return self.vocab_weights(corpus_stats(refs[self.ref or "task"]))[stream.ids]
+
+
 @register
-class NoWeights(StepType):
-    AXIS, NAME = "weights", "none"
+class NoWeights(Weights):
+    NAME = "none"
     DESCRIPTION = "every kept token counts once"
 
     def vocab_weights(self, stats: Stats) -> np.ndarray:
@@ -114,8 +128,8 @@ class NoWeights(StepType):
 
 
 @register
-class Idf(StepType):
-    AXIS, NAME, REF = "weights", "idf", "task"
+class Idf(Weights):
+    NAME, REF = "idf", "task"
     DESCRIPTION = "idf = log((M+1)/(df+1)) over the M sentences of REF (BERTScore)"
 
     def vocab_weights(self, stats: Stats) -> np.ndarray:
@@ -123,8 +137,8 @@ class Idf(StepType):
 
 
 @register
-class Sif(StepType):
-    AXIS, NAME, REF = "weights", "sif", "task"
+class Sif(Weights):
+    NAME, REF = "sif", "task"
     PARAMS = (Param("a", float, 0.001, low=0.0, help="smoothing"),)
     DESCRIPTION = "SIF weight a/(a+p(t)), p from the token counts of REF (Arora et al. 2017)"
 
@@ -195,11 +209,7 @@ def token_weights(recipe: Recipe, stream: Stream, refs: dict[str, Stream]) -> tu
         f"{r}:{refs[r].key}" for r in sorted(recipe.references))
     if not recipe.drop and recipe.weights.name == "none" and stream.known is None:
         return np.ones(len(stream.ids), dtype=np.float32), "all-tokens"
-    weights = recipe.weights.build()
-    if hasattr(weights, "token_weights"):  # a weight per token, not per id (ditto: prompts.py)
-        w = weights.token_weights(stream)
-    else:
-        w = weights.vocab_weights(corpus_stats(refs[recipe.weights.ref or "task"]))[stream.ids]
+    w = recipe.weights.build().token_weights(stream, refs)
     for step in recipe.drop:
         w = np.where(step.build().dropped(stream, refs), 0.0, w)
     if stream.known is not None:

@@ -84,7 +84,7 @@ def test_recipe_strings_and_grid_files(tiny_store, tmp_path):
     (["-t", "sts17", "--layers", "7"], "do not exist"),
     (["-t", "sts17", "--recipe", "post=whiten@nosuchcorpus"], "needs corpus 'nosuchcorpus'"),
     (["-t", "sts17", "--pool", "median"], "unknown pool"),
-    (["-t", "sts17", "--post", "abtt:k=2"], "abtt takes d"),
+    (["-t", "sts17", "--post", "abtt:k=2"], "'abtt' has no parameter 'k'; it takes d"),
 ])
 def test_bad_recipes_and_tasks_are_one_line_errors(tiny_store, args, message):
     code, out = run("eval", str(tiny_store), *args, "-q")

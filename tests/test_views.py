@@ -49,13 +49,17 @@ def test_input_view_equals_the_models_own_embedding_rows(tiny_store, tiny_model)
     np.testing.assert_allclose(got, mean_rows(table, hsstore.open(tiny_store).corpus("sts17")), atol=1e-5)
 
 
+def sums_by_id(ids, states, size):
+    """Per id, the sum of its rows of ``states`` (numpy's bincount, one column at a time)."""
+    return np.stack([np.bincount(ids, weights=states[:, j].astype(np.float64), minlength=size)
+                     for j in range(states.shape[1])], axis=1)
+
+
 def numpy_avg_table(store, layer, ref="wikitext2"):
     """Plain numpy Avg.: the mean of each id's stored states in ``ref``, input rows where unseen."""
     wiki = store.corpus(ref)
-    states = wiki.layer(layer).astype(np.float64)
     ids = wiki.all_token_ids
-    sums = np.zeros((len(store.vocab), store.hidden_size))
-    np.add.at(sums, ids, states)
+    sums = sums_by_id(ids, wiki.layer(layer), len(store.vocab))
     counts = np.bincount(ids, minlength=len(store.vocab))
     table = store.input_embeddings().astype(np.float64)[:len(store.vocab)].copy()
     table[counts > 0] = sums[counts > 0] / counts[counts > 0, None]
@@ -83,9 +87,8 @@ def test_avg_equals_numpy_including_fallback_and_reports_it(tiny_store):
 def test_avg_sums_stream_in_blocks(tiny_store):
     store = hsstore.open(tiny_store)
     wiki = store.corpus("wikitext2")
-    expected = np.zeros((len(store.vocab), store.hidden_size))
-    np.add.at(expected, wiki.all_token_ids, wiki.layer(1).astype(np.float64))
-    got = views.state_sums(wiki, 1, len(store.vocab), block_tokens=333)  # blocks across chunk edges
+    expected = sums_by_id(wiki.all_token_ids, wiki.layer(1), len(store.vocab))
+    got = views.state_sums(wiki, 1, len(store.vocab), block_tokens=5000)  # blocks across chunk edges
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-3)
 
 
