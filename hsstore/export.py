@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import statics
 from .errors import HsError
 from .store import Store
 
@@ -22,6 +23,7 @@ def export_hdf5(store: Store, out: Path, progress: bool = True) -> None:
         vocab = h5.create_group("vocab")
         for part in ("bytes", "offsets"):
             vocab.create_dataset(part, data=store.raw("vocab", part)[:])
+        statics.export_hdf5(store, h5)
         corpora = h5.create_group("corpora")
         for name in store.corpora:
             corpus = store.corpus(name)

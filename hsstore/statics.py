@@ -7,6 +7,8 @@ set after the data, tells a finished matrix from one a killed dump left half-wri
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from .errors import HsError
@@ -43,3 +45,14 @@ def read_input_embeddings(root_node, store_path, model_name: str) -> np.ndarray:
             raise
         raise HsError(f"the input-embedding matrix of {store_path} is corrupt (checksum mismatch); "
                       f"dump the store again") from None
+
+
+def export_hdf5(store, h5) -> None:
+    """Copy the input-embedding matrix, if the store has it, into an HDF5 export (``hs export``)."""
+    try:
+        matrix = store.input_embeddings()
+    except HsError:
+        return
+    group = h5.create_group(GROUP)
+    group.create_dataset(INPUT, data=matrix, fletcher32=True)
+    group.attrs["json"] = json.dumps({f"{INPUT}_complete": True})

@@ -198,3 +198,11 @@ def test_glove_idf_counts_words_of_the_reference(tiny_store, fake_glove):
             w = np.array([np.log((len(docs) + 1) / (df[x] + 1)) for x in d])
             np.testing.assert_allclose(got[i], (w[:, None] * np.array([fake_glove[x] for x in d])).sum(0) / w.sum(),
                                        atol=1e-5)
+
+
+def test_hdf5_export_keeps_the_input_embeddings(tiny_store, tmp_path):
+    from hsstore.export import export_hdf5
+
+    export_hdf5(hsstore.open(tiny_store), tmp_path / "s.h5", progress=False)
+    np.testing.assert_array_equal(hsstore.open(tmp_path / "s.h5").input_embeddings(),
+                                  hsstore.open(tiny_store).input_embeddings())
