@@ -109,11 +109,13 @@ class MeanSqrtLen(Pooling):
         return (X * np.sqrt(totals)[:, None]).astype(np.float32)
 
 
-def pool(states, layer_weights, stream: Stream, weights, step: Step, rows=None) -> np.ndarray:
-    """Pool with a registered pooling step (its kernel plus what it does around it)."""
+def pool(states, layer_weights, stream: Stream, weights, step: Step, rows=None, layer=None) -> np.ndarray:
+    """Pool with a registered pooling step (its kernel plus what it does around it). ``layer``: the
+    model layer pooled, for steps that read more of it (denoising the read-out slot: prompts.py)."""
     from .kernels import pool_states  # numba loads only when needed (not for `hs --help`)
 
     p = step.build()
+    p.layer = layer
     X = pool_states(states, layer_weights, stream.offsets, p.prepare(weights, stream), p.KERNEL, rows)
     return p.finish(X, weights, stream)
 
@@ -185,6 +187,8 @@ class Pooler:
         """(states or table, rows) for the kernels: stored states, or a table gathered by token id."""
         if view.NAME == "ctx":
             return self.layers.get(corpus, layer), None
+        if hasattr(view, "states_of"):  # contextual states of the task's templated variant (prompts.py)
+            return self.layers.get(view.states_of(corpus), layer), None
         if (vkey, layer) not in self.tables:
             self.tables[(vkey, layer)] = view.table(self, layer)
         return self.tables[(vkey, layer)], view.stream(corpus).ids
@@ -192,6 +196,8 @@ class Pooler:
     def embed_view(self, corpus: Corpus, recipe: Recipe, vstep: Step) -> np.ndarray:
         view = vstep.build()
         vkey = view.key(self.store)
+        if hasattr(view, "states_of"):  # a templated variant: its corpora key the caches (prompts.py)
+            vkey = view.corpus_key(corpus)
         layers = self.view_layers(recipe, vstep)
         stream, weights, wkey = self.token_weights(view, corpus, recipe)
         if not recipe.pool.cls.LINEAR and recipe.combine == "mean" and len(layers) > 1:
@@ -201,6 +207,8 @@ class Pooler:
                 states = np.stack([s for s, _ in sources])
                 self.pooled[key] = pool(states, np.full(len(layers), 1 / len(layers)), stream, weights,
                                         recipe.pool, sources[0][1])
+                if hasattr(view, "align"):  # rows in the task corpus's order (prompts.py)
+                    self.pooled[key] = view.align(self.pooled[key], corpus)
                 self.stats["computed"] += 1
             return self.pooled[key]
         per_layer = [self._layer(view, vkey, corpus, stream, layer, recipe.pool, weights, wkey) for layer in layers]
@@ -222,7 +230,8 @@ class Pooler:
 
         def compute():
             states, rows = self.source(view, vkey, corpus, layer)
-            return pool(states, [1.0], stream, weights, pool_step, rows)
+            X = pool(states, [1.0], stream, weights, pool_step, rows, layer)
+            return view.align(X, corpus) if hasattr(view, "align") else X  # rows in the task corpus's order
 
         name = f"{'' if vkey == 'ctx' else vkey + '-'}L{layer}-{pool_step}-{wkey}"
         signature = corpus.signature(layer if view.NAME == "ctx" else None) + view.signature(self.store, layer)

@@ -36,7 +36,7 @@ from hsstore.errors import HsError
 AXIS_NAMES = {"view": "view", "pool": "pooling", "drop": "token filter", "weights": "token weights",
               "post": "post-processing"}
 # modules whose classes register themselves; imported on first use of the registry
-_STEP_MODULES = ("analysis.views", "analysis.pooling", "analysis.tokens", "analysis.post")
+_STEP_MODULES = ("analysis.views", "analysis.pooling", "analysis.tokens", "analysis.post", "analysis.prompts")
 _REGISTRY: dict[str, dict[str, type]] = {axis: {} for axis in AXIS_NAMES}
 _ALIASES: dict[str, dict[str, str]] = {axis: {} for axis in AXIS_NAMES}
 _loaded = False

@@ -9,6 +9,7 @@ import click
 
 from hsstore import HsError, __version__
 from hsstore.errors import os_error
+from hsstore.templates import template_help
 
 
 class HsGroup(click.Group):
@@ -74,9 +75,16 @@ def hs():
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
               help="Autocast precision of the forward pass (auto: fp16 on CUDA, fp32 on CPU).")
+@click.option("--template", "templates", multiple=True, metavar="NAME|STRING",
+              help="Wrap every text in a prompt template and store it as corpus <name>~<template> (plus "
+                   "<name>~<template>~empty for denoising; docs/prompts.md). Repeatable; `none` = the plain texts. "
+                   f"Shipped: {template_help()}; or your own string with [X] and optionally [MASK].")
+@click.option("--attention-diagonals", is_flag=True,
+              help="Also store each token's self-attention weight a_ii for every layer and head (for "
+                   "weights=ditto; runs eager attention).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip_empty, out, layers, dtype, max_length,
-         batch_tokens, chunk_tokens, device, precision, quiet):
+         batch_tokens, chunk_tokens, device, precision, templates, attention_diagonals, quiet):
     """Run a model once over corpora and store every layer's hidden state of every token.
 
     Resumable: if a dump is killed, run the same command again; it continues from the last
@@ -88,11 +96,14 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
       hs dump --model bert-base-uncased --task wikitext2 --layers 0,12 --out runs/bert
       hs dump --corpus-file my.txt --out runs/minilm
       hs dump --corpus-file wiki.train.raw --corpus-format wikitext --corpus-name wikitext2-train --out runs/minilm
+      hs dump --task stsb --template promptbert --out runs/minilm        # corpora stsb~promptbert(~empty)
+      hs dump --task stsb --attention-diagonals --out runs/minilm-ditto
     """
     from hsstore.corpusfile import read_corpus_file
     from hsstore.dump import CorpusSource, run_dump
     from hsstore.tasks import get_task
     from hsstore.writer import check_corpus_name
+    from hsstore.templates import with_templates
 
     if not tasks and not files:
         raise HsError("nothing to dump: give --task TASK (see `hs tasks`) or --corpus-file FILE")
@@ -107,9 +118,11 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
         texts = read_corpus_file(f, column=column, encoding=encoding, skip_empty=skip_empty, fmt=corpus_format)
         name = check_corpus_name(corpus_name or f.stem)
         sources.append(CorpusSource(name, texts, {"file": str(f), "column": column}))
+    sources = with_templates(sources, list(templates))
     summary = run_dump(model, sources, out, layers, dtype, max_length, batch_tokens, chunk_tokens=chunk_tokens,
                        device=device,
-                       precision=precision, progress=not quiet, log=lambda m: click.echo(m, err=True))
+                       precision=precision, progress=not quiet, log=lambda m: click.echo(m, err=True),
+                       attention_diagonals=attention_diagonals)
     click.echo(f"stored {len(summary)} corpora in {out}")
     _print_info(out)
 

@@ -29,6 +29,8 @@ class CorpusSource:
     name: str
     texts: list[str]
     source: dict
+    template: object = None  # a templates.Template: dump the texts wrapped in it
+    empty: bool = False      # with a template: the template-only rows for denoising (templates.py)
 
 
 def dedupe(texts: list[str]) -> list[str]:
@@ -83,7 +85,8 @@ def batch_inputs(plan: CorpusPlan, b: int, pad_id: int):
 class Forward:
     """Runs batches through the model and returns the chosen layers' states of the real tokens."""
 
-    def __init__(self, loaded, layers: list[int], device: str, precision: str, out_dtype: str):
+    def __init__(self, loaded, layers: list[int], device: str, precision: str, out_dtype: str,
+                 attention_diagonals: bool = False):
         import torch
 
         self.torch = torch
@@ -94,21 +97,37 @@ class Forward:
         self.out_dtype = {"float16": torch.float16, "float32": torch.float32}[out_dtype]
         amp = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         self.autocast = (lambda: torch.autocast(self.device.type, dtype=amp)) if amp else nullcontext
+        self.attention_diagonals, self.extras = attention_diagonals, {}
+        if attention_diagonals:
+            from .attention import use_eager
+            use_eager(self.model)
 
     def inputs(self, plan: CorpusPlan, b: int):
         ids, mask = batch_inputs(plan, b, self.pad_id)
         return self.torch.from_numpy(ids).to(self.device), self.torch.from_numpy(mask).to(self.device)
 
-    def model_states(self, ids, mask):
+    def model_states(self, ids, mask, **extra):
         """The bare forward pass: every layer's states, padded."""
+        return self.model_outputs(ids, mask, **extra).hidden_states
+
+    def model_outputs(self, ids, mask, **extra):
         with self.torch.inference_mode(), self.autocast():
-            return self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+            return self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True,
+                              output_attentions=self.attention_diagonals, **extra)
 
     def __call__(self, plan: CorpusPlan, b: int) -> np.ndarray:
+        from .templates import batch_positions
+
         ids, mask = self.inputs(plan, b)
-        hidden = self.model_states(ids, mask)
+        positions = batch_positions(plan, b, ids.shape[1])  # template-only rows bring their own
+        extra = {} if positions is None else {"position_ids": self.torch.from_numpy(positions).to(self.device)}
+        outputs = self.model_outputs(ids, mask, **extra)
+        hidden = outputs.hidden_states
         with self.torch.inference_mode():
             real = mask.bool()
+            if self.attention_diagonals:
+                from .attention import ARRAY, diagonals
+                self.extras = {ARRAY: diagonals(outputs.attentions, real)}
             size = hidden[0].shape[-1]
             out = self.torch.empty((len(self.layers), int(real.sum()), size), dtype=self.out_dtype, device=self.device)
             for i, layer in enumerate(self.layers):
@@ -136,7 +155,7 @@ def _writer_loop(q: queue.Queue, writer, errors: list) -> None:
         if errors:
             continue  # drain after a failure so the producer never blocks
         try:
-            writer.add(*item)
+            writer.add(*item)  # (batch, states, extras)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
             errors.append(exc)
 
@@ -163,7 +182,7 @@ def dump_corpus(forward: Forward, writer, plan: CorpusPlan, progress: bool,
             if errors:
                 break
             states = forward(plan, b)
-            q.put((b, states))
+            q.put((b, states, forward.extras))
             first = int(plan.batch_ends[b - 1]) if b else 0
             sents += int(plan.batch_ends[b]) - first
             bar.update(states.shape[1])
@@ -182,9 +201,11 @@ def dump_corpus(forward: Forward, writer, plan: CorpusPlan, progress: bool,
 def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spec: str = "all",
              dtype: str = "float16", max_length: int | None = None, batch_tokens: int = 8192,
              max_batch: int = 256, chunk_tokens: int | None = None, device: str = "auto",
-             precision: str = "auto", progress: bool = True, log: Callable[[str], None] = print) -> dict:
+             precision: str = "auto", progress: bool = True, log: Callable[[str], None] = print,
+             attention_diagonals: bool = False) -> dict:
     """Dump every source into the store at ``out``; returns a summary per corpus."""
     from . import model as model_mod
+    from .templates import check_templates, plan_source
     from .writer import check_output_path
 
     check_output_path(out)  # before the slow model load
@@ -195,6 +216,7 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
         raise HsError(f"two corpora share a name in {names}; pass --corpus-name")
     device, precision = pick_device(device, precision)
     loaded = model_mod.load(model_name)
+    check_templates(loaded.tokenizer, sources)
     n_layers = loaded.n_layers
     layers = sorted(parse_layers(layers_spec, n_layers))
     limit = min(loaded.identity["max_position_embeddings"], getattr(loaded.tokenizer, "model_max_length", 10**9))
@@ -203,7 +225,7 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
                 "chunk_tokens": chunk_tokens or default_chunk_tokens(loaded.identity["hidden_size"], dtype),
                 "batch_tokens": batch_tokens, "max_batch": max_batch}
     vocab = loaded.tokenizer.convert_ids_to_tokens(list(range(len(loaded.tokenizer))))
-    forward = Forward(loaded, layers, device, precision, dtype)
+    forward = Forward(loaded, layers, device, precision, dtype, attention_diagonals)
     summary = {}
     with StoreWriter(out, loaded.identity, settings, vocab) as store:
         # batch settings of an existing store win, so a resumed corpus gets the same batches
@@ -214,7 +236,10 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
         if statics.write_input_embeddings(store.root, loaded.model, store.path):
             log(f"{out}: stored the input-embedding matrix")
         for src in sources:
-            plan = plan_corpus(loaded.tokenizer, src, max_length, stored["batch_tokens"], stored["max_batch"])
+            plan = plan_source(loaded, src, max_length, stored["batch_tokens"], stored["max_batch"])
+            if attention_diagonals:
+                from .attention import shape
+                plan.attention_shape = shape(loaded.model)
             fingerprint = plan.fingerprint(store.identity)
             status = store.corpus_status(src.name, fingerprint)
             if status == "complete":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import statics
+from . import attention, statics
 from .errors import EnvError, HsError
 from .store import Store
 
@@ -73,6 +73,10 @@ def _write(store: Store, corpora: list[str], tmp: Path, progress: bool, tqdm) ->
                 text.create_dataset(part, data=corpus.small("text", part))
             for part in ("offsets", "token_ids", "token_kind", "batch_ends"):
                 g.create_dataset(part, data=corpus.small(part))
+            if corpus.has("position_ids"):  # template-only corpora (docs/prompts.md)
+                g.create_dataset("position_ids", data=corpus.small("position_ids"), fletcher32=True)
+            if attention.has_diagonals(corpus):
+                g.create_dataset(attention.ARRAY, data=attention.read_checked(corpus), fletcher32=True)
             hidden = corpus.raw("hidden")
             n_layers, n_tokens, size = hidden.shape
             dset = g.create_dataset("hidden", shape=hidden.shape, dtype=hidden.dtype,

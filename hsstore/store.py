@@ -225,6 +225,10 @@ class Corpus:
         """A backend array of this corpus by path, e.g. ``raw("text", "offsets")`` or ``raw("hidden")``."""
         return self._node.path(*parts)
 
+    def has(self, name: str) -> bool:
+        """Whether the corpus holds an optional array (``position_ids``, ``attention_diagonal``)."""
+        return self._node.has(name)
+
     @property
     def set_up(self) -> bool:
         """False for the remains of a dump killed while it wrote the corpus's plan."""

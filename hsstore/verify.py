@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import TEMP_SUFFIX, remove_temp_files
+from . import attention
 from .chunks import chunk_nbytes, expected_keys, file_crc, list_files
 from .errors import HsError
 from .format import KIND_NAMES
@@ -87,7 +88,9 @@ def _corpus(report: Report, store, name: str, deep: bool) -> None:
         return
     base = corpus.dir
     manifest = corpus.attrs.get("manifest") if store.has_manifest else None
-    for rel in ("text/bytes", "text/offsets", "offsets", "token_ids", "token_kind", "batch_ends"):
+    rels = ("text/bytes", "text/offsets", "offsets", "token_ids", "token_kind", "batch_ends")
+    rels += tuple(k for k in (manifest or {}) if k not in rels)  # layer, sentence_length, position_ids
+    for rel in rels:
         try:
             _small(report, corpus.raw(*rel.split("/")), base, rel, where, manifest, deep)
         except (KeyError, ValueError, OSError) as exc:
@@ -120,6 +123,10 @@ def _corpus(report: Report, store, name: str, deep: bool) -> None:
         except (KeyError, ValueError, OSError) as exc:
             report.bad(f"{where} array hidden_crc32c", f"the manifest is unreadable ({type(exc).__name__})")
     _check_files(report, hidden, base / "hidden", f"{where} array hidden", keys, None, deep, crc_of)
+    if attention.has_diagonals(corpus):  # chunked like hidden; each chunk's own CRC-32C, no manifest
+        diag = corpus.raw(attention.ARRAY)
+        diag_keys = [f"c/{layer}/{col}/0" for layer in range(diag.shape[0]) for col in range(cols)]
+        _check_files(report, diag, base / attention.ARRAY, f"{where} array {attention.ARRAY}", diag_keys, None, deep)
 
 
 def verify(path: Path, corpus: str | None = None, deep: bool = False, repair: bool = False) -> Report:

@@ -48,6 +48,8 @@ class CorpusPlan:
     batch_ends: np.ndarray      # int64: sentence index where each batch ends
     truncated: int
     source: dict
+    position_ids: np.ndarray | None = None      # int32 (T): set only where the dump passes its own (templates.py)
+    attention_shape: tuple[int, int] | None = None  # (layers, heads) if attention diagonals are stored (attention.py)
 
     @property
     def n_sentences(self) -> int:
@@ -62,6 +64,10 @@ class CorpusPlan:
         for arr in (self.offsets, self.token_ids, self.token_kind, self.batch_ends):
             h.update(np.ascontiguousarray(arr).tobytes())
         h.update("\n".join(self.texts).encode("utf-8"))
+        if self.position_ids is not None:
+            h.update(b"position_ids" + np.ascontiguousarray(self.position_ids).tobytes())
+        if self.attention_shape is not None:  # eager attention, and one more array
+            h.update(f"attention_diagonal{tuple(self.attention_shape)}".encode())
         return h.hexdigest()[:32]
 
 
@@ -283,12 +289,12 @@ class StoreWriter:
         corpora = self.root["corpora"]
         if status == "new":
             g = corpora.create_group(plan.name)
-            manifest = self._write_plan(g, plan)
+            manifest, extra = self._write_plan(g, plan)
             fault_point("plan-written")
             attrs = {"n_sentences": plan.n_sentences, "n_tokens": plan.n_tokens, "truncated": plan.truncated,
                      "n_batches": len(plan.batch_ends), "source": plan.source, "layers": self.settings["layers"],
                      "manifest": manifest, "fingerprint": fingerprint, "complete": False, "committed_batches": 0,
-                     "committed_sentences": 0, "committed_tokens": 0, "hidden_chunks": 0, **(info or {})}
+                     "committed_sentences": 0, "committed_tokens": 0, "hidden_chunks": 0, **extra, **(info or {})}
             write_group_attrs(gdir, attrs, "corpus-created")
         else:
             remove_temp_files(gdir)
@@ -314,12 +320,15 @@ class StoreWriter:
                 else:
                     _write_small(g, name, getattr(plan, name))
 
-    def _write_plan(self, g, plan: CorpusPlan) -> dict[str, list[int]]:
+    def _write_plan(self, g, plan: CorpusPlan) -> tuple[dict[str, list[int]], dict]:
+        """Write the plan's arrays; returns their manifest and attributes the corpus must record."""
         from zarr.codecs import Crc32cCodec
 
         manifest = {f"text/{k}": v for k, v in _write_strings(g.create_group("text"), plan.texts).items()}
         for name in ("offsets", "token_ids", "token_kind", "batch_ends"):
             manifest[name] = _write_small(g, name, getattr(plan, name))
+        if plan.position_ids is not None:
+            manifest["position_ids"] = _write_small(g, "position_ids", plan.position_ids, ("token",))
         layers = self.settings["layers"]
         manifest["layer"] = _write_small(g, "layer", np.asarray(layers, dtype=np.int32))
         manifest["sentence_length"] = _write_small(g, "sentence_length", np.diff(plan.offsets).astype(np.int32))
@@ -332,7 +341,11 @@ class StoreWriter:
         g.create_array("hidden_crc32c", shape=(math.ceil(plan.n_tokens / chunk), len(layers)), dtype=np.uint32,
                        chunks=(MANIFEST_ROWS, len(layers)), compressors=[Crc32cCodec()], fill_value=0,
                        dimension_names=DIMENSIONS["hidden_crc32c"])
-        return manifest
+        extra = {}
+        if plan.attention_shape is not None:
+            from .attention import create_array
+            extra = create_array(g, plan, chunk)
+        return manifest, extra
 
 
 def remove_temp_files_here(directory: Path) -> None:
@@ -389,12 +402,16 @@ class CorpusWriter:
         start = int(self.batch_token_ends[self.next_batch - 1]) if self.next_batch else 0
         self.buf_start = start - start % self.chunk
         self.buf = []
+        from .attention import SideArrays
+        self.side = SideArrays(group, gdir, self.chunk)  # attention diagonals, if stored
         if start > self.buf_start:
             head = self._committed_head(self.buf_start, start)
-            if head is None:  # damaged: start this corpus over rather than build on it
+            side_head = self.side.committed_head(self.buf_start, start) if head is not None else None
+            if head is None or side_head is None:  # damaged: start this corpus over rather than build on it
                 self.next_batch, self.manifest[:], start, self.buf_start = 0, 0, 0, 0
             else:
                 self.buf = [head]
+                self.side.start_with(side_head)
         self.buf_end = start
 
     def _resume_point(self, group) -> int:
@@ -438,14 +455,16 @@ class CorpusWriter:
     def start_batch(self) -> int:
         return self.next_batch
 
-    def add(self, batch: int, states: np.ndarray) -> None:
-        """``states``: (layers, tokens of the batch, hidden), the batches' tokens in order."""
+    def add(self, batch: int, states: np.ndarray, extras: dict | None = None) -> None:
+        """``states``: (layers, tokens of the batch, hidden), the batches' tokens in order; ``extras``:
+        the batch's other per-token arrays (attention diagonals)."""
         if batch != self.next_batch:
             raise RuntimeError(f"batch {batch} arrived, expected {self.next_batch}")
         expected = int(self.batch_token_ends[batch]) - self.buf_end
         if states.shape[1] != expected:
             raise RuntimeError(f"batch {batch} has {states.shape[1]} tokens, the plan says {expected}")
         self.buf.append(states)
+        self.side.add(extras)
         self.buf_end += expected
         self.next_batch += 1
         self._flush(final=False)
@@ -461,6 +480,7 @@ class CorpusWriter:
         if n:
             data = np.concatenate(self.buf, axis=1) if len(self.buf) > 1 else self.buf[0]
             first = self.buf_start // self.chunk
+            self.side.write(first, n)  # attention diagonals first: the manifest and watermark cover both
             for offset in range(0, n, self.chunk):
                 col = first + offset // self.chunk
                 for layer in range(self.n_layers):
