@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import TEMP_SUFFIX, remove_temp_files
 from . import attention
+from .atomic import TEMP_SUFFIX, remove_temp_files
 from .chunks import chunk_nbytes, expected_keys, file_crc, list_files
 from .errors import HsError
 from .format import KIND_NAMES
