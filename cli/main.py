@@ -116,7 +116,7 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
                                                             "splits": list(task.splits)}))
     for f in files:
         texts = read_corpus_file(f, column=column, encoding=encoding, skip_empty=skip_empty, fmt=corpus_format)
-        name = check_corpus_name(corpus_name or f.stem)
+        name = check_corpus_name(corpus_name or f.stem, user=True)
         sources.append(CorpusSource(name, texts, {"file": str(f), "column": column}))
     sources = with_templates(sources, list(templates))
     summary = run_dump(model, sources, out, layers, dtype, max_length, batch_tokens, chunk_tokens=chunk_tokens,

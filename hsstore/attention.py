@@ -1,7 +1,8 @@
 """Attention diagonals: each token's self-attention weight a_ii, per layer and head (Ditto, Chen et al. 2023).
 
 ``hs dump --attention-diagonals`` stores them in a corpus's ``attention_diagonal`` array, float16,
-dimensions (layer, token, head), chunked along tokens like ``hidden`` (one layer a chunk) with a
+dimensions (attention_layer, token, head): not ``layer``, whose length is hidden's (one more, the
+embedding output), so xarray can open both; chunked along tokens like ``hidden`` (one layer a chunk) with a
 CRC-32C per chunk. Layer l (1..L) is the attention inside transformer block l, the block whose
 output is hidden layer l; Ditto's "layer 0" is layer 1 here. The weights come from eager attention
 (the model's plain softmax(QK^T) path), which such a dump switches the model to.

@@ -71,13 +71,15 @@ class CorpusPlan:
         return h.hexdigest()[:32]
 
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}(~[A-Za-z0-9][A-Za-z0-9._+-]{0,60}){0,2}")
 
 
-def check_corpus_name(name: str) -> str:
+def check_corpus_name(name: str, user: bool = False) -> str:
     """A corpus name is a directory name in the store: letters, digits and ._+- (not first), at most
-    100 characters, not a name Zarr or hs use for their own files."""
-    if not _NAME.fullmatch(name) or name == "zarr.json" or name.endswith(".partial"):
+    100 characters, not a name Zarr or hs use for their own files; ``~`` joins a corpus and its
+    template (``stsb~promptbert``, ``stsb~promptbert~empty``, docs/prompts.md), so a name a user
+    gives (``user``) may not hold one."""
+    if not _NAME.fullmatch(name) or name == "zarr.json" or name.endswith(".partial") or (user and "~" in name):
         shown = repr(name) if len(name) <= 40 else repr(name[:40]) + "..."
         raise HsError(f"corpus name {shown} is not allowed: use up to 100 letters, digits and . _ + - "
                       f"(not first), e.g. --corpus-name my-corpus")

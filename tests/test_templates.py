@@ -179,7 +179,7 @@ def test_stored_diagonals_equal_output_attentions(templated_store, tiny_model):
 
     for name in ("mine", "mine~promptbert"):
         corpus = hsstore.open(templated_store).corpus(name)
-        assert tuple(corpus.raw("attention_diagonal").metadata.dimension_names) == ("layer", "token", "head")
+        assert tuple(corpus.raw("attention_diagonal").metadata.dimension_names) == ("attention_layer", "token", "head")
         for i in range(corpus.n_sentences):
             out = direct(tiny_model, corpus.token_ids(i).tolist(), eager=True)
             span = slice(int(corpus.offsets[i]), int(corpus.offsets[i + 1]))
