@@ -40,7 +40,9 @@ class RidgeFit:
         self.eigenvalues = e.astype(np.float64)
         self.P = Xc @ self.vectors  # training set in the eigenbasis (float32 for float32 features: the big product)
         self.Q = (self.P.T @ Yc.astype(dtype)).astype(np.float64)  # = V^T Xc^T Yc
-        self.scale = float(e.sum()) / X.shape[1]  # mean eigenvalue of the Gram matrix over all d directions
+        # mean eigenvalue of the Gram matrix over all d directions; constant features (Xc = 0, e.g. CLS
+        # at layer 0) fit the class prior for any lambda, so any positive scale does
+        self.scale = float(e.sum()) / X.shape[1] or 1.0
 
     def lambdas(self, alphas=ALPHAS) -> np.ndarray:
         return np.asarray(alphas) * self.scale

@@ -167,10 +167,10 @@ AGREEMENT_GRID = {
     "pool": ["mean", "max", "first"],
 }
 AGREEMENT_EXTRA = [
-    "layers=last;drop=special", "layers=last;drop=punct", "layers=last;weights=idf@task",
+    "layers=last;drop=special", "layers=last;drop=punct", "layers=last;pool=max;drop=special",
     "layers=last;post=l2", "layers=last;post=zscore", "layers=last;post=whiten:k=64",
     "layers=last;post=abtt:d=3", "layers=3;post=zscore", "layers=first-last;drop=special;post=l2",
-    "layers=0;weights=idf@task;drop=special",
+    "layers=0;drop=special;post=l2",
 ]
 
 
