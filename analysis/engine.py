@@ -1,6 +1,7 @@
 """Evaluate recipes on tasks from a store: pool, post-process (fitted on a named reference), score."""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 
@@ -44,6 +45,7 @@ class Engine:
         self.pooler = Pooler(store, disk_cache=disk_cache)
         self._evaluators: dict[str, object] = {}
         self._chains: dict[tuple, list] = {}
+        self._embed_lock = threading.Lock()  # pooling caches are not thread-safe: one embedding at a time
 
     def check(self, tasks: list[Task], recipes: list[Recipe]) -> None:
         """Fail early, with the command that fixes it, before any computation."""
@@ -115,7 +117,8 @@ class Engine:
 
     def evaluate(self, task: Task, recipe: Recipe, diagnostics: bool = False) -> Result:
         t0 = time.perf_counter()
-        X = self.embed(task.id, recipe)
+        with self._embed_lock:
+            X = self.embed(task.id, recipe)
         scores = self.evaluator(task)(X)
         seconds = time.perf_counter() - t0
         diag = {}
@@ -128,21 +131,27 @@ class Engine:
                                            "alignment_pairs": int(pos.sum())}
             else:
                 diag = diagnose(X)
-            diag |= self.pooler.unseen(self.store.corpus(task.id), recipe)
+            with self._embed_lock:
+                diag |= self.pooler.unseen(self.store.corpus(task.id), recipe)
         return Result(recipe, task, scores, seconds, diag)
 
-    def run(self, tasks: list[Task], recipes: list[Recipe], diagnostics: bool = False, progress: bool = True):
+    def run(self, tasks: list[Task], recipes: list[Recipe], diagnostics: bool = False, progress: bool = True,
+            jobs: int | None = None) -> list[Result]:
+        """Every (recipe, task) evaluation, ``jobs`` at a time (default: all cores), in recipe-major order.
+
+        Each evaluation runs single-threaded in BLAS/OpenMP (threadpoolctl), so that workers do not
+        oversubscribe the cores and the numbers do not depend on ``jobs``."""
         from tqdm import tqdm
 
+        from .parallel import run_ordered
+
         self.check(tasks, recipes)
-        results = []
-        with tqdm(total=len(tasks) * len(recipes), desc="eval", unit="run", disable=None if progress else True,
-                  dynamic_ncols=True) as bar:
-            for recipe in recipes:
-                for task in tasks:
-                    results.append(self.evaluate(task, recipe, diagnostics))
-                    bar.update()
-        return results
+        for task in tasks:
+            self.evaluator(task)  # built once, up front (they map texts to sentence ids)
+        work = [(recipe, task) for recipe in recipes for task in tasks]
+        with tqdm(total=len(work), desc="eval", unit="eval", disable=None if progress else True, dynamic_ncols=True) as bar:
+            return run_ordered(lambda item: self.evaluate(item[1], item[0], diagnostics), work, jobs,
+                               done=bar.update)
 
 
 def default_tasks(store: Store) -> list[Task]:

@@ -57,10 +57,15 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
 @click.option("--sts-aggregate", type=click.Choice(["all", "mean", "wmean"]), default="all", show_default=True,
               help="Main STS12-16 score: subsets concatenated (all), their mean, or pair-weighted mean.")
 @click.option("--clustering", type=click.Choice(["kmeans", "mteb"]), default="kmeans", show_default=True,
-              help="k-means over --seeds seeds, or MTEB's MiniBatchKMeans setting.")
-@click.option("--seeds", type=int, default=5, show_default=True, help="Clustering runs per recipe.")
-@click.option("--classification", type=click.Choice(["senteval", "mteb"]), default="senteval", show_default=True,
-              help="SentEval's CV/split protocol, or MTEB's few-shot one (8 per label, 10 experiments).")
+              help="k-means over --seeds seeds, or MTEB's MiniBatchKMeans protocol with each task's own settings.")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="k-means runs per recipe and clustering task.")
+@click.option("--classification", type=click.Choice(["senteval", "probe", "mteb"]), default="senteval",
+              show_default=True,
+              help="senteval: logistic regression, C by SentEval's CV; probe: ridge on one-hot labels with "
+                   "closed-form CV (fast, for grids); mteb: MTEB's few-shot protocol with each task's own settings.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Evaluations run at once, each single-threaded [default: all cores]. Results do not depend on it.")
 @click.option("--diagnostics", is_flag=True, help="Also report isotropy, alignment and uniformity.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), metavar="FILE",
               help="Write hs's JSON: one record per run, MTEB score keys plus recipe, store and versions ('-': stdout).")
@@ -74,7 +79,7 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk pooled-matrix cache.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def eval_command(store, tasks, recipes, grid_file, view, layers, combine, pool, drop, weights, post, sts_aggregate,
-                 clustering, seeds, classification, diagnostics, json_out, csv_out, mteb_dir, plot_out, no_cache, quiet):
+                 clustering, seeds, classification, jobs, diagnostics, json_out, csv_out, mteb_dir, plot_out, no_cache, quiet):
     """Evaluate recipes on tasks from a store, without the model.
 
     A recipe fixes view, layers, token filter, weights, pooling and post-processing
@@ -106,7 +111,7 @@ def eval_command(store, tasks, recipes, grid_file, view, layers, combine, pool, 
     options = {"sts_aggregate": sts_aggregate, "clustering": clustering, "seeds": seeds,
                "classification": classification}
     engine = Engine(st, options, disk_cache=not no_cache)
-    results = engine.run(task_list, recipe_list, diagnostics=diagnostics, progress=not quiet)
+    results = engine.run(task_list, recipe_list, diagnostics=diagnostics, progress=not quiet, jobs=jobs)
     # the table goes to stdout unless a data file does; notes always go to stderr, so stdout parses as-is
     if recipe_line(results):
         click.echo(recipe_line(results), err=True)

@@ -88,6 +88,33 @@ DATASETS = {d.name: d for d in [
 
 
 @dataclass(frozen=True)
+class MtebClassification:
+    """How MTEB evaluates a classification task (its ``AbsTaskClassification`` settings).
+
+    Each experiment shuffles the training indices with ``numpy.random.RandomState(seed)`` (the
+    list shuffled by the experiment before), keeps the first ``samples_per_label`` of each label,
+    fits ``LogisticRegression(max_iter=max_iter, random_state=seed)`` and scores ``eval_split``;
+    the main score is the mean accuracy over ``n_experiments``. Tasks that MTEB does not define
+    get MTEB's defaults (the ``name`` is then empty)."""
+    name: str = ""
+    samples_per_label: int = 8
+    n_experiments: int = 10
+    seed: int = 42
+    max_iter: int = 100
+    train_split: str = "train"
+    eval_split: str = "test"
+
+
+@dataclass(frozen=True)
+class MtebClustering:
+    """How MTEB's legacy clustering tasks evaluate: one ``MiniBatchKMeans(k = number of labels,
+    batch_size, n_init="auto", random_state=seed)`` per set, V-measure averaged over the sets."""
+    name: str = ""
+    batch_size: int = 500
+    seed: int = 42
+
+
+@dataclass(frozen=True)
 class Task:
     """One evaluation. ``splits`` are the dataset splits whose texts the task's corpus holds."""
     id: str
@@ -99,6 +126,7 @@ class Task:
     description: str = ""
     label_field: str = "label"
     extra: dict = field(default_factory=dict)
+    mteb: MtebClassification | MtebClustering | None = None  # MTEB's own protocol, where MTEB has the task
 
     @property
     def info(self) -> Dataset:
@@ -141,26 +169,29 @@ def _tasks() -> list[Task]:
         Task("sicke", "pair-classification", "sick", ("train", "dev", "test"), ("SICK-E",), "split",
              "SICK entailment"),
         Task("banking77", "classification", "banking77", ("train", "test"), ("Banking77Classification",),
-             "split", "banking intents"),
+             "split", "banking intents", mteb=MtebClassification("Banking77Classification", samples_per_label=8)),
         Task("emotion", "classification", "emotion", ("train", "dev", "test"), ("EmotionClassification",),
-             "split", "tweet emotion"),
+             "split", "tweet emotion", mteb=MtebClassification("EmotionClassification", samples_per_label=16)),
         Task("amazon-counterfactual", "classification", "amazon-counterfactual", ("train", "dev", "test"),
-             ("AmazonCounterfactualClassification",), "split", "counterfactual statements (en)"),
+             ("AmazonCounterfactualClassification",), "split", "counterfactual statements (en)",
+             mteb=MtebClassification("AmazonCounterfactualClassification", samples_per_label=32)),
         Task("tweet-sentiment", "classification", "tweet-sentiment", ("train", "test"),
-             ("TweetSentimentExtractionClassification",), "split", "tweet sentiment"),
+             ("TweetSentimentExtractionClassification",), "split", "tweet sentiment",
+             mteb=MtebClassification("TweetSentimentExtractionClassification", samples_per_label=32)),
         Task("imdb", "classification", "imdb", ("train", "test"), ("ImdbClassification",), "split",
-             "movie review sentiment (long texts)"),
+             "movie review sentiment (long texts)", mteb=MtebClassification("ImdbClassification", samples_per_label=8)),
     ]
     clustering = [Task(n, "clustering", n, description=f"short-text clustering ({n})")
                   for n in ("agnews", "searchsnippets", "stackoverflow", "biomedical",
                             "googlenews-ts", "googlenews-t", "googlenews-s", "tweet")]
     clustering += [
         Task("twentynewsgroups", "clustering", "twentynewsgroups", aliases=("TwentyNewsgroupsClustering",),
-             description="20 Newsgroups subject lines"),
+             description="20 Newsgroups subject lines", mteb=MtebClustering("TwentyNewsgroupsClustering", batch_size=500)),
         Task("reddit", "clustering", "reddit",
-             description="Reddit titles by subreddit, 5 sampled sets"),
+             description="Reddit titles by subreddit, 5 sampled sets", mteb=MtebClustering("RedditClustering", batch_size=500)),
         Task("stackexchange", "clustering", "stackexchange",
-             description="StackExchange titles by site, 5 sampled sets"),
+             description="StackExchange titles by site, 5 sampled sets",
+             mteb=MtebClustering("StackExchangeClustering", batch_size=500)),
     ]
     corpora = [Task("wikitext2", "corpus", "wikitext2", aliases=("wikitext", "wikitext-2"),
                     description="WikiText-2 raw test, one sentence a text")]

@@ -1,6 +1,7 @@
 """Evaluators against direct scipy / scikit-learn computations and data with known answers."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,11 @@ from scipy.stats import spearmanr
 
 import hsstore
 from analysis import diagnostics
+from analysis import classification as cl
+from analysis import logreg, probe
+from analysis.clustering import contingency, scores_from_table
 from analysis.evaluators import STS, Classification, Clustering, hungarian_accuracy
+from hsstore.errors import HsError
 from analysis.pooling import Pooler
 from analysis.recipe import parse_recipe
 from hsstore.tasks import Task, get_task
@@ -95,7 +100,7 @@ def _classification_rows(rng, n=300, pairs=False):
                           "split": str(splits[i])} for i in range(n))
 
 
-@pytest.mark.parametrize("preset", ["senteval", "mteb"])
+@pytest.mark.parametrize("preset", ["senteval", "probe", "mteb"])
 def test_classification_learns_a_separable_signal(preset):
     rng = np.random.default_rng(0)
     labels, rows = _classification_rows(rng)
@@ -127,3 +132,174 @@ def test_diagnostics_against_brute_force():
         np.mean(np.sum((U[:30] - U[30:]) ** 2, axis=1)))
     iso = rng.standard_normal((5000, 5))
     assert diagnostics.partition_ratio(iso) > diagnostics.partition_ratio(X)
+
+
+# --- the probe: closed-form cross-validation against explicit refits ---
+
+@pytest.mark.parametrize("n, d", [(40, 6), (15, 30)])  # primal (n >= d) and dual (n < d)
+def test_probe_leave_one_out_equals_refits(n, d):
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(n)
+    X, yi = rng.standard_normal((n, d)) + 3.0, rng.integers(0, 3, n)
+    yi[:3] = [0, 1, 2]
+    fit = probe.RidgeFit(X, yi, 3)
+    Y = np.eye(3)[yi]
+    for lam in fit.lambdas()[::4]:
+        loo = fit.loo_predictions(lam)
+        for i in range(n):
+            keep = np.arange(n) != i
+            refit = Ridge(alpha=lam, solver="svd").fit(X[keep], Y[keep])
+            np.testing.assert_allclose(loo[i], refit.predict(X[i:i + 1])[0], atol=1e-6)
+        Xt = rng.standard_normal((5, d))
+        np.testing.assert_allclose(fit.predict(Xt, lam), Ridge(alpha=lam, solver="svd").fit(X, Y).predict(Xt),
+                                   atol=1e-6)
+
+
+def test_probe_chooses_the_best_held_out_lambda():
+    rng = np.random.default_rng(3)
+    yi = rng.integers(0, 2, 120)
+    X = rng.standard_normal((120, 20)) + yi[:, None] * 0.3
+    fit = probe.RidgeFit(X[:80], yi[:80], 2)
+    lam = probe.choose_on(fit, X[80:], yi[80:])
+    best = max(probe.accuracy(fit, lam_, X[80:], yi[80:]) for lam_ in fit.lambdas())
+    assert probe.accuracy(fit, lam, X[80:], yi[80:]) == best
+    loo_lam = probe.choose_by_loo(fit, yi[:80])
+    accs = [np.mean(np.argmax(fit.loo_predictions(lam_), axis=1) == yi[:80]) for lam_ in fit.lambdas()]
+    assert np.mean(np.argmax(fit.loo_predictions(loo_lam), axis=1) == yi[:80]) == max(accs)
+
+
+# --- the fast SentEval solver against scikit-learn's converged solution ---
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_fast_logistic_regression_is_sklearns_optimum(k):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(k)
+    y = rng.integers(0, k, 300)
+    X = 0.05 * rng.standard_normal((300, 12)) + 0.04 * np.eye(k)[y] @ rng.standard_normal((k, 12)) + 1.0
+    Cs = [0.25, 2.0, 16.0]
+    classes, fits = logreg.fit_path(X, y, Cs, gtol=1e-9)
+    for C, (coef, b, _) in zip(Cs, fits):
+        ref = LogisticRegression(C=C, tol=1e-12, max_iter=100000).fit(X, y)
+        np.testing.assert_allclose(coef, ref.coef_, rtol=0, atol=1e-5 * np.abs(ref.coef_).max())
+        np.testing.assert_array_equal(logreg.predict(classes, coef, b, X), ref.predict(X))
+        np.testing.assert_allclose(X @ coef.T + b - (X @ ref.coef_.T + ref.intercept_).mean(axis=1, keepdims=True)
+                                   * (k > 2), X @ ref.coef_.T + ref.intercept_
+                                   - (X @ ref.coef_.T + ref.intercept_).mean(axis=1, keepdims=True) * (k > 2),
+                                   atol=1e-4)
+
+
+def test_senteval_protocol_equals_sklearn_fits_on_the_same_folds():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 100).astype(str)
+    F = rng.standard_normal((100, 3)) + (y == "1")[:, None] * 0.8
+
+    def sk(Xtr, ytr, Xte, yte, C):
+        return LogisticRegression(C=C, tol=1e-10, max_iter=100000).fit(Xtr, ytr).score(Xte, yte)
+
+    accs = []
+    for tr, te in cl._stratified_folds(y, cl.OUTER_FOLDS):
+        inner = [np.mean([sk(F[tr][a], y[tr][a], F[tr][b], y[tr][b], C) for a, b in cl._stratified_folds(y[tr], 5)])
+                 for C in cl.C_GRID]
+        accs.append(sk(F[tr], y[tr], F[te], y[te], cl.C_GRID[int(np.argmax(inner))]))
+    assert cl.senteval_cv(F, y)["main_score"] == pytest.approx(100 * np.mean(accs), abs=1e-9)
+
+
+# --- MTEB's protocol: the registry against the installed mteb ---
+
+def test_mteb_settings_in_the_registry_match_the_installed_mteb():
+    mteb = pytest.importorskip("mteb")
+    import inspect
+
+    from hsstore.tasks import TASKS, MtebClassification, MtebClustering
+
+    declared = [t for t in TASKS.values() if t.mteb is not None]
+    assert {t.mteb.name for t in declared} >= {"Banking77Classification", "EmotionClassification",
+                                                "TwentyNewsgroupsClustering"}
+    for task in declared:
+        theirs = mteb.get_task(task.mteb.name)
+        assert task.mteb.name in task.aliases
+        if isinstance(task.mteb, MtebClassification):
+            assert task.mteb.samples_per_label == theirs.samples_per_label, task.id
+            assert task.mteb.n_experiments == theirs.n_experiments, task.id
+            assert task.mteb.seed == theirs.seed, task.id
+            assert task.mteb.max_iter == theirs.evaluator_model.get_params()["max_iter"], task.id
+            assert task.mteb.train_split == theirs.train_split, task.id
+            assert task.mteb.eval_split in theirs.metadata.eval_splits, task.id
+            assert theirs.metadata.main_score == "accuracy"
+        else:
+            assert isinstance(task.mteb, MtebClustering)
+            assert type(theirs).__mro__[1].__name__ == "AbsTaskClusteringLegacy", task.id
+            params = inspect.signature(theirs.evaluator.__init__).parameters
+            assert task.mteb.batch_size == params["clustering_batch_size"].default, task.id
+            assert task.mteb.seed == theirs.seed == inspect.signature(
+                theirs.evaluator.__mro__[1].__init__).parameters["seed"].default
+            assert theirs.metadata.main_score == "v_measure"
+
+
+def test_mteb_undersampling_draws_mtebs_rows():
+    mteb = pytest.importorskip("mteb")
+    datasets = pytest.importorskip("datasets")
+    from hsstore.tasks import get_task
+
+    labels = list(np.random.default_rng(0).integers(0, 5, 300))
+    theirs_task = mteb.get_task("EmotionClassification")
+    ds = datasets.Dataset.from_dict({"text": [str(i) for i in range(300)], "label": labels})
+    theirs, idxs = [], None
+    for i in range(theirs_task.n_experiments):
+        _, idxs, picked = theirs_task._undersample_data(ds, i, idxs)
+        theirs.append(list(picked))
+    assert cl.mteb_undersamples(np.array(labels), get_task("emotion").mteb) == theirs
+
+
+# --- clustering scores and bad input ---
+
+def test_clustering_scores_match_sklearn():
+    from sklearn.metrics import normalized_mutual_info_score, v_measure_score
+
+    rng = np.random.default_rng(0)
+    labels, pred = rng.integers(0, 4, 500).astype(str), rng.integers(0, 6, 500)
+    pred[:300] = (labels[:300] == "1") * 2
+    got = scores_from_table(contingency(labels, pred))
+    assert got["v_measure"] == pytest.approx(100 * v_measure_score(labels, pred), abs=1e-9)
+    assert got["nmi"] == pytest.approx(100 * normalized_mutual_info_score(labels, pred), abs=1e-9)
+    assert got["accuracy"] == pytest.approx(100 * hungarian_accuracy(labels, pred))
+
+
+def test_bad_protocols_and_missing_splits_are_hs_errors():
+    rng = np.random.default_rng(0)
+    _, rows = _classification_rows(rng)
+    task = FakeTask("x", "classification", "x", protocol="split", rows=rows)
+    with pytest.raises(HsError, match="unknown classification protocol"):
+        Classification(task, FakeCorpus(300), "svm")
+    no_train = FakeTask("x", "classification", "x", protocol="split",
+                        rows=tuple({**r, "split": "test"} for r in rows))
+    for protocol in ("senteval", "probe", "mteb"):
+        with pytest.raises(HsError, match="no train split"):
+            Classification(no_train, FakeCorpus(300), protocol)
+    with pytest.raises(HsError, match="unknown clustering preset"):
+        Clustering(FakeTask("x", "clustering", "x", rows=rows), FakeCorpus(300), "dbscan")
+
+
+def test_jobs_do_not_change_the_json(tiny_store, tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import hs
+
+    outs = []
+    for jobs in ("1", "2"):
+        path = tmp_path / f"j{jobs}.json"
+        res = CliRunner().invoke(hs, ["eval", str(tiny_store), "-t", "sts17", "-t", "biosses", "--layers", "last",
+                                      "--layers", "0", "--pool", "mean", "--pool", "max", "--post", "none",
+                                      "--post", "whiten@wikitext2", "--jobs", jobs, "--no-cache", "-q",
+                                      "--json", str(path)])
+        assert res.exit_code == 0, res.output
+        records = json.loads(path.read_text())
+        for r in records:
+            r.pop("evaluation_time", None)
+        table = [ln for ln in res.output.splitlines() if not ln.startswith("wrote ")]
+        outs.append((table, records))
+    assert outs[0] == outs[1] and len(outs[0][1]) == 16

@@ -1,0 +1,169 @@
+"""Classification on sentence vectors under three protocols (pairs use SentEval's [u, v, |u-v|, u*v]).
+
+* ``senteval``: L2 logistic regression, C from SentEval's grid. The one-split tasks (MR, CR, SUBJ,
+  MPQA) use 10-fold CV with C chosen by an inner 5-fold CV; the others choose C on the dev split
+  (or by inner 5-fold CV on train where there is none), train on train and score test. The fits are
+  scikit-learn's objective solved to its optimum by :mod:`analysis.logreg`.
+* ``probe``: the same folds and splits, but ridge regression on one-hot labels with the
+  regularisation chosen in closed form (:mod:`analysis.probe`): a fast proxy for grids.
+* ``mteb``: MTEB's few-shot protocol with the task's own settings from the task registry.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+
+import numpy as np
+
+from hsstore.errors import HsError
+from hsstore.store import Corpus
+from hsstore.tasks import MtebClassification, Task
+
+from . import logreg, probe
+
+PROTOCOLS = ("senteval", "probe", "mteb")
+C_GRID = [2.0 ** t for t in range(-2, 5)]  # SentEval's L2 grid
+SEED = 1111  # SentEval's fold seed
+OUTER_FOLDS, INNER_FOLDS = 10, 5
+
+
+def _stratified_folds(y: np.ndarray, folds: int, seed: int = SEED):
+    from sklearn.model_selection import StratifiedKFold
+
+    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+
+
+def select_C(X: np.ndarray, y: np.ndarray, folds: int = INNER_FOLDS, seed: int = SEED):
+    """SentEval's selection: the C of C_GRID with the best mean accuracy over an inner stratified CV
+    (the first such C on ties). Returns it with the fit on all of ``X`` at that C.
+
+    The inner folds start from the solutions on all of ``X`` (80% of their rows are the same), which
+    saves most of their iterations; the optima do not depend on the start."""
+    classes, full = logreg.fit_path(X, y, C_GRID)
+    starts = [(coef, b) for coef, b, _ in full]
+    accs = np.mean([logreg.path_accuracies(X[tr], y[tr], X[va], y[va], C_GRID, starts)
+                    for tr, va in _stratified_folds(y, folds, seed)], axis=0)
+    best = int(np.argmax(accs))
+    return C_GRID[best], (classes, full[best])
+
+
+def _score(fit, X, y) -> float:
+    classes, (coef, b, _) = fit
+    return float(np.mean(logreg.predict(classes, coef, b, X) == y))
+
+
+class Classification:
+    """One classification task's evaluator; ``protocol`` is one of PROTOCOLS."""
+
+    def __init__(self, task: Task, corpus: Corpus, protocol: str = "senteval"):
+        if protocol not in PROTOCOLS:
+            raise HsError(f"unknown classification protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+        recs = task.records()
+        self.task, self.protocol = task, protocol
+        self.pair = task.family == "pair-classification"
+        self.ids = corpus.ids_of(r["text"] for r in recs)
+        self.ids2 = corpus.ids_of(r["text2"] for r in recs) if self.pair else None
+        self.labels = np.array([str(r["label"]) for r in recs])
+        self.splits = np.array([r["split"] for r in recs])
+        self.mteb = task.mteb if isinstance(task.mteb, MtebClassification) else MtebClassification()
+        if protocol == "mteb" and task.protocol == "cv":
+            raise HsError(f"task {task.id} has no train/test split; use --classification senteval or probe")
+        need = (self.mteb.train_split, self.mteb.eval_split) if protocol == "mteb" else \
+            (() if task.protocol == "cv" else ("train", "test"))
+        missing = [s for s in need if not (self.splits == s).any()]
+        if missing:
+            raise HsError(f"task {task.id} has no {' or '.join(missing)} split, which --classification {protocol} "
+                          f"needs; use another protocol or task")
+
+    def features(self, X: np.ndarray) -> np.ndarray:
+        u = X[self.ids]
+        if not self.pair:
+            return u
+        v = X[self.ids2]
+        return np.hstack([u, v, np.abs(u - v), u * v])
+
+    def __call__(self, X: np.ndarray) -> dict:
+        F, y = self.features(X), self.labels
+        if self.protocol == "mteb":
+            return mteb_fewshot(F, y, self.splits, self.mteb)
+        cv = self.task.protocol == "cv"
+        if self.protocol == "probe":
+            return probe_cv(F, y) if cv else probe_split(F, y, self.splits)
+        return senteval_cv(F, y) if cv else senteval_split(F, y, self.splits)
+
+
+def _cv_scores(accs: list[float]) -> dict:
+    return {"accuracy": 100 * float(np.mean(accs)), "accuracy_std": 100 * float(np.std(accs)),
+            "main_score": 100 * float(np.mean(accs))}
+
+
+def senteval_cv(F: np.ndarray, y: np.ndarray) -> dict:
+    accs = []
+    for tr, te in _stratified_folds(y, OUTER_FOLDS):
+        accs.append(_score(select_C(F[tr], y[tr])[1], F[te], y[te]))
+    return _cv_scores(accs)
+
+
+def senteval_split(F: np.ndarray, y: np.ndarray, splits: np.ndarray) -> dict:
+    tr, te, dev = splits == "train", splits == "test", splits == "dev"
+    if dev.any():
+        classes, fits = logreg.fit_path(F[tr], y[tr], C_GRID)
+        best = int(np.argmax([_score((classes, f), F[dev], y[dev]) for f in fits]))
+        C, fit = C_GRID[best], (classes, fits[best])
+    else:
+        C, fit = select_C(F[tr], y[tr])
+    acc = 100 * _score(fit, F[te], y[te])
+    return {"accuracy": acc, "C": C, "main_score": acc}
+
+
+def probe_cv(F: np.ndarray, y: np.ndarray) -> dict:
+    classes, yi = np.unique(y, return_inverse=True)
+    accs = []
+    for tr, te in _stratified_folds(y, OUTER_FOLDS):
+        fit = probe.RidgeFit(F[tr], yi[tr], len(classes))
+        accs.append(probe.accuracy(fit, probe.choose_by_loo(fit, yi[tr]), F[te], yi[te]))
+    return _cv_scores(accs)
+
+
+def probe_split(F: np.ndarray, y: np.ndarray, splits: np.ndarray) -> dict:
+    classes, yi = np.unique(y, return_inverse=True)
+    tr, te, dev = splits == "train", splits == "test", splits == "dev"
+    fit = probe.RidgeFit(F[tr], yi[tr], len(classes))
+    lam = probe.choose_on(fit, F[dev], yi[dev]) if dev.any() else probe.choose_by_loo(fit, yi[tr])
+    acc = 100 * probe.accuracy(fit, lam, F[te], yi[te])
+    return {"accuracy": acc, "lambda": lam, "main_score": acc}
+
+
+def mteb_undersamples(y_train: np.ndarray, cfg: MtebClassification) -> list[list[int]]:
+    """The training rows of each experiment, drawn as MTEB's ``_undersample_data`` draws them."""
+    idxs = list(range(len(y_train)))
+    picks = []
+    for _ in range(cfg.n_experiments):
+        np.random.RandomState(cfg.seed).shuffle(idxs)  # shuffles the previous experiment's order again
+        counts: dict = defaultdict(int)
+        pick = []
+        for i in idxs:
+            if counts[y_train[i]] < cfg.samples_per_label:
+                counts[y_train[i]] += 1
+                pick.append(i)
+        picks.append(pick)
+    return picks
+
+
+def mteb_fewshot(F: np.ndarray, y: np.ndarray, splits: np.ndarray, cfg: MtebClassification) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    tr = np.flatnonzero(splits == cfg.train_split)
+    te = splits == cfg.eval_split
+    accs, f1s = [], []
+    for pick in mteb_undersamples(y[tr], cfg):
+        rows = tr[pick]
+        with warnings.catch_warnings():  # MTEB's max_iter=100 often stops short; that is its protocol
+            warnings.simplefilter("ignore")
+            clf = LogisticRegression(max_iter=cfg.max_iter, random_state=cfg.seed).fit(F[rows], y[rows])
+        pred = clf.predict(F[te])
+        accs.append(100 * float(np.mean(pred == y[te])))
+        f1s.append(100 * float(f1_score(y[te], pred, average="macro")))
+    return {"accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
+            "f1": float(np.mean(f1s)), "main_score": float(np.mean(accs))}

@@ -1,0 +1,43 @@
+"""Independent evaluations in parallel threads, without oversubscribing the cores.
+
+Scoring is numpy/BLAS, scikit-learn (OpenMP) and numba work that releases the GIL, so threads
+share the engine's caches and still use every core. Each library would otherwise start one thread
+per core in every worker (threads multiply), so BLAS and OpenMP are limited to one thread each
+for the whole run, whatever ``jobs`` is: the numbers then do not depend on ``jobs``.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_ordered(fn: Callable, items: Iterable, jobs: int | None = None, done: Callable | None = None) -> list:
+    """``[fn(x) for x in items]`` with ``jobs`` calls at a time; results in the order of ``items``."""
+    from threadpoolctl import threadpool_limits
+
+    items = list(items)
+    jobs = max(1, min(jobs or default_jobs(), len(items) or 1))
+    with threadpool_limits(limits=1):
+        if jobs == 1:
+            out = []
+            for x in items:
+                out.append(fn(x))
+                if done:
+                    done()
+            return out
+        results: list = [None] * len(items)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(fn, x): i for i, x in enumerate(items)}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()  # re-raises a worker's error here
+                if done:
+                    done()
+        return results

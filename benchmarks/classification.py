@@ -1,0 +1,303 @@
+"""Classification and clustering evaluators: speed and agreement, side by side in one run.
+
+    python benchmarks/classification.py senteval STORE -t trec -t mr      # today's vs the new SentEval protocol
+    python benchmarks/classification.py probe STORE [STORE ...]           # probe time per classification task
+    python benchmarks/classification.py agreement STORE -t mr -t cr ...   # probe vs SentEval over 30+ recipes
+    python benchmarks/classification.py clustering STORE -t tweet ...     # where clustering time goes, jobs 1 vs 2
+    python benchmarks/classification.py study STORE [STORE ...]           # one recipe over the study's 26 tasks
+
+Every mode runs BLAS/OpenMP single-threaded (as ``hs eval`` does) unless it says otherwise, and
+reports wall and CPU seconds: the machine is shared, so CPU seconds are the steadier figure.
+``--json`` writes what was printed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+RECIPE = "layers=last;pool=mean"
+
+
+def clock(fn):
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
+def engine_for(path, options=None):
+    import hsstore
+    from analysis.engine import Engine
+
+    return Engine(hsstore.open(path), options or {})
+
+
+# --- today's implementation (as of commit 8ce81ca), kept verbatim for the side-by-side run ---
+
+OLD_C_GRID = [2.0 ** t for t in range(-2, 5)]
+
+
+class OldFits:
+    """scikit-learn lbfgs fits with max_iter=1000, counting the ones that stop at the limit."""
+
+    def __init__(self, tol=1e-4, max_iter=1000):
+        self.tol, self.max_iter, self.fits, self.capped = tol, max_iter, 0, 0
+
+    def fit_score(self, Xtr, ytr, Xte, yte, C):
+        from sklearn.linear_model import LogisticRegression
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = LogisticRegression(C=C, max_iter=self.max_iter, tol=self.tol, random_state=0).fit(Xtr, ytr)
+        self.fits += 1
+        self.capped += int(np.max(m.n_iter_) >= self.max_iter)
+        return float(m.score(Xte, yte))
+
+    def select_C(self, X, y, folds=5, seed=1111):
+        from sklearn.model_selection import StratifiedKFold
+
+        skf = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        means = [np.mean([self.fit_score(X[tr], y[tr], X[va], y[va], C) for tr, va in skf.split(X, y)])
+                 for C in OLD_C_GRID]
+        return OLD_C_GRID[int(np.argmax(means))]
+
+    def protocol(self, F, y, splits, cv):
+        from sklearn.model_selection import StratifiedKFold
+
+        if cv:
+            accs = []
+            for tr, te in StratifiedKFold(10, shuffle=True, random_state=1111).split(F, y):
+                accs.append(self.fit_score(F[tr], y[tr], F[te], y[te], self.select_C(F[tr], y[tr], 5, 1111)))
+            return 100 * float(np.mean(accs))
+        tr, te, dev = splits == "train", splits == "test", splits == "dev"
+        if dev.any():
+            C = OLD_C_GRID[int(np.argmax([self.fit_score(F[tr], y[tr], F[dev], y[dev], C) for C in OLD_C_GRID]))]
+        else:
+            C = self.select_C(F[tr], y[tr], 5, 1111)
+        return 100 * self.fit_score(F[tr], y[tr], F[te], y[te], C)
+
+
+def senteval(args) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    from analysis import classification as cl
+    from analysis.recipe import parse_recipe
+    from hsstore.tasks import get_task
+
+    eng = engine_for(args.stores[0])
+    out = {}
+    with threadpool_limits(1):
+        for name in args.tasks:
+            task = get_task(name)
+            ev = cl.Classification(task, eng.store.corpus(task.id), "senteval")
+            F = ev.features(eng.embed(task.id, parse_recipe(args.recipe)))
+            y, cv = ev.labels, task.protocol == "cv"
+            tr = ev.splits == "train" if not cv else slice(None)
+            single = OldFits()
+            _, w1, c1 = clock(lambda: single.fit_score(F[tr], y[tr], F[tr], y[tr], 1.0))
+            new, wn, cn = clock(lambda: cl.senteval_cv(F, y) if cv else cl.senteval_split(F, y, ev.splits))
+            old_fits = OldFits()
+            old, wo, co = clock(lambda: old_fits.protocol(F, y, ev.splits, cv))
+            row = {"new_accuracy": new["main_score"], "old_accuracy": old, "new_wall_s": wn, "new_cpu_s": cn,
+                   "old_wall_s": wo, "old_cpu_s": co, "old_fits": old_fits.fits,
+                   "old_fits_at_max_iter": old_fits.capped, "single_fit_cpu_s": c1, "single_fit_wall_s": w1,
+                   "speedup_cpu": co / cn, "speedup_wall": wo / wn, "new_in_single_fits_cpu": cn / c1}
+            if args.tight:
+                tight = OldFits(tol=1e-10, max_iter=100000)
+                row["tight_accuracy"], row["tight_wall_s"], _ = clock(lambda: tight.protocol(F, y, ev.splits, cv))
+                row["tight_fits_at_max_iter"] = tight.capped
+            out[name] = row
+            print(name, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+    return out
+
+
+# --- the probe ---
+
+def probe(args) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    from analysis import classification as cl
+    from analysis.recipe import parse_recipe
+
+    out = {}
+    with threadpool_limits(1):
+        for path in args.stores:
+            eng = engine_for(path, {"classification": "probe"})
+            for task in _tasks(eng, ("classification", "pair-classification"), args.tasks):
+                ev = eng.evaluator(task)
+                X = eng.embed(task.id, parse_recipe(args.recipe))
+                ev(X)  # warm: features and BLAS paths touched once
+                times = [clock(lambda: ev(X))[1:] for _ in range(args.repeats)]
+                w, c = np.median([t[0] for t in times]), np.median([t[1] for t in times])
+                out[task.id] = {"n": int(len(ev.labels)), "dim": int(ev.features(X).shape[1]),
+                                "wall_s": float(w), "cpu_s": float(c), "accuracy": ev(X)["main_score"]}
+                print(task.id, out[task.id], flush=True)
+        for name, (n_train, n_test, d, k) in {"imdb-sized": (25000, 25000, 384, 2),
+                                              "sst2-sized": (67349, 1821, 384, 2)}.items():
+            if name.split("-")[0] in out:
+                continue
+            rng = np.random.default_rng(0)
+            y = rng.integers(0, k, n_train + n_test).astype(str)
+            F = (rng.standard_normal((n_train + n_test, d)) + y.astype(int)[:, None] * 0.1).astype(np.float32)
+            splits = np.array(["train"] * n_train + ["test"] * n_test)
+            if name.startswith("sst2"):
+                splits[:872] = "dev"
+            times = [clock(lambda: cl.probe_split(F, y, splits))[1:] for _ in range(args.repeats)]
+            out[name] = {"n": n_train + n_test, "dim": d, "synthetic": True,
+                         "wall_s": float(np.median([t[0] for t in times])), "cpu_s": float(np.median([t[1] for t in times]))}
+            print(name, out[name], flush=True)
+    return out
+
+
+def _tasks(eng, families, names):
+    from hsstore.tasks import TASKS
+
+    held = [TASKS[n] for n in eng.store.corpora if n in TASKS and TASKS[n].family in families]
+    return [t for t in held if not names or t.id in names]
+
+
+# --- agreement: probe vs SentEval over recipes ---
+
+AGREEMENT_GRID = {
+    "layers": ["0", "1", "2", "3", "4", "5", "6", "first-last", "emb-last", "all"],
+    "pool": ["mean", "max", "first"],
+}
+AGREEMENT_EXTRA = [
+    "layers=last;drop=special", "layers=last;drop=punct", "layers=last;pool=max;drop=special",
+    "layers=last;post=l2", "layers=last;post=zscore", "layers=last;post=whiten:k=64",
+    "layers=last;post=abtt:d=3", "layers=3;post=zscore", "layers=first-last;drop=special;post=l2",
+    "layers=0;drop=special;post=l2",
+]
+
+
+def agreement(args) -> dict:
+    from analysis.recipe import grid, parse_recipe
+
+    recipes = [*grid(AGREEMENT_GRID, parse_recipe("layers=last")), *[parse_recipe(r) for r in AGREEMENT_EXTRA]]
+    recipes = list(dict.fromkeys(recipes))
+    eng_p = engine_for(args.stores[0], {"classification": "probe"})
+    eng_s = engine_for(args.stores[0], {"classification": "senteval"})
+    from hsstore.tasks import get_task
+
+    tasks = [get_task(t) for t in args.tasks]
+    out = {"recipes": [str(r) for r in recipes], "tasks": {}}
+    for task in tasks:
+        p, wp, _ = clock(lambda: [r.main_score for r in eng_p.run([task], recipes, progress=False, jobs=args.jobs)])
+        s, ws, _ = clock(lambda: [r.main_score for r in eng_s.run([task], recipes, progress=False, jobs=args.jobs)])
+        rho = _spearman(np.array(p), np.array(s))
+        out["tasks"][task.id] = {"spearman": rho, "mean_abs_diff": float(np.mean(np.abs(np.array(p) - np.array(s)))),
+                                 "probe": p, "senteval": s, "probe_wall_s": wp, "senteval_wall_s": ws,
+                                 "senteval_range": [float(min(s)), float(max(s))]}
+        print(task.id, f"spearman={rho:.3f}", f"mean|diff|={out['tasks'][task.id]['mean_abs_diff']:.2f}",
+              f"probe {wp:.1f}s senteval {ws:.1f}s", flush=True)
+    return out
+
+
+def _spearman(a, b) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+# --- clustering ---
+
+def clustering(args) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    from analysis.clustering import contingency, scores_from_table
+    from analysis.recipe import parse_recipe
+
+    eng = engine_for(args.stores[0], {"clustering": "kmeans", "seeds": 5})
+    tasks = _tasks(eng, ("clustering",), args.tasks)
+    out = {}
+    for task in tasks:
+        recipe = parse_recipe(args.recipe)
+        eng.pooler.pooled.clear()
+        _, w_embed_cold, _ = clock(lambda: eng.embed(task.id, recipe))
+        ev = eng.evaluator(task)
+        X = eng.embed(task.id, recipe)
+        row = {"embed_cold_s": w_embed_cold}
+        for threads in (None, 1):
+            with threadpool_limits(threads):
+                km = mt = 0.0
+                for i, state in ev.runs():
+                    ids, labels = ev.sets[i]
+                    pts = np.ascontiguousarray(X[ids])
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        pred, w, _ = clock(lambda: ev.model(len(np.unique(labels)), state).fit_predict(pts))
+                    km += w
+                    _, w, _ = clock(lambda: scores_from_table(contingency(labels, pred)))
+                    mt += w
+                row[f"kmeans_s_threads_{threads or 'all'}"], row[f"metrics_s_threads_{threads or 'all'}"] = km, mt
+        out[task.id] = row
+        print(task.id, {k: round(v, 3) for k, v in row.items()}, flush=True)
+    # one recipe over every clustering task: jobs 1 vs 2 (identical numbers required)
+    for jobs in (1, 2):
+        res, w, _ = clock(lambda: eng.run(tasks, [parse_recipe(args.recipe)], progress=False, jobs=jobs))
+        out[f"all_tasks_jobs_{jobs}"] = {"wall_s": w, "scores": [r.scores for r in res]}
+        print(f"jobs={jobs}", round(w, 2), "s", flush=True)
+    out["identical"] = out["all_tasks_jobs_1"]["scores"] == out["all_tasks_jobs_2"]["scores"]
+    print("identical:", out["identical"])
+    return out
+
+
+# --- the study's 26 tasks ---
+
+STUDY = {
+    "sts": ["sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr", "sts17"],
+    "clustering": ["twentynewsgroups", "reddit", "stackexchange", "stackoverflow", "tweet", "searchsnippets"],
+    "classification": ["mr", "cr", "subj", "mpqa", "sst2", "trec", "mrpc", "sicke",
+                       "banking77", "emotion", "amazon-counterfactual", "tweet-sentiment"],
+}
+
+
+def study(args) -> dict:
+    from analysis.recipe import parse_recipe
+    from hsstore.tasks import get_task
+
+    wanted = [t for ts in STUDY.values() for t in ts]
+    recipe = parse_recipe(args.recipe)
+    engines, found = [], set()
+    for path in args.stores:
+        eng = engine_for(path, {"classification": "probe", "clustering": "kmeans", "seeds": args.seeds})
+        tasks = [get_task(t) for t in wanted if t in eng.store.corpora and t not in found]
+        found |= {t.id for t in tasks}
+        if tasks:
+            eng.run(tasks, [recipe], progress=False, jobs=args.jobs)  # warm: pooled matrices in memory
+            engines.append((eng, tasks))
+    missing = [t for t in wanted if t not in found]
+    total_w, per = 0.0, {}
+    t0 = time.perf_counter()
+    for eng, tasks in engines:
+        for r in eng.run(tasks, [recipe], progress=False, jobs=args.jobs):
+            per[r.task.id] = {"score": r.main_score, "seconds": r.seconds}
+    total_w = time.perf_counter() - t0
+    print(json.dumps(per, indent=1))
+    print(f"{len(per)} tasks, warm, jobs={args.jobs}: {total_w:.2f} s; missing: {missing}")
+    return {"wall_s": total_w, "tasks": per, "missing": missing, "jobs": args.jobs}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["senteval", "probe", "agreement", "clustering", "study"])
+    ap.add_argument("stores", nargs="+", type=Path)
+    ap.add_argument("-t", "--task", dest="tasks", action="append", default=[])
+    ap.add_argument("--recipe", default=RECIPE)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=None)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--tight", action="store_true", help="senteval: also a tightly converged scikit-learn run")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    out = globals()[args.mode](args)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
