@@ -11,7 +11,6 @@ pairs, so both see the same machine; the figure is the median of the per-pair ra
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import tempfile
@@ -23,6 +22,7 @@ from hsstore.dump import CorpusSource, Forward, dump_corpus, pick_device, plan_c
 from hsstore.format import default_chunk_tokens
 from hsstore.tasks import get_task
 from hsstore.writer import StoreWriter
+from common import report  # noqa: E402
 
 
 def random_bert_base(path: Path) -> str:
@@ -92,10 +92,7 @@ def main() -> None:
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    for k, v in figures.items():
-        print(f"{k:26s} {v if not isinstance(v, float) else f'{v:.4g}'}")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=1))
+    report(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -24,16 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common import timed
+
 STS = ["sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr"]
 
-
-def timed(fn, repeats=5):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def kernel_figures(store, layer: int, repeats: int) -> dict:

@@ -11,7 +11,6 @@ the medians of the per-round ratios of sentences per second (a template's extra 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import tempfile
@@ -25,6 +24,7 @@ from hsstore.format import default_chunk_tokens
 from hsstore.tasks import get_task
 from hsstore.templates import parse_template, plan_source
 from hsstore.writer import StoreWriter
+from common import report  # noqa: E402
 
 
 def dir_bytes(path: Path) -> int:
@@ -95,10 +95,7 @@ def main() -> None:
         "hidden_bytes_per_token": sizes["plain"]["hidden"] / plans["plain"].n_tokens,
         "runs_s": times,
     }
-    for k, v in figures.items():
-        print(f"{k:26s} {v if not isinstance(v, float) else f'{v:.4g}'}")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=1))
+    report(figures, args.json)
 
 
 if __name__ == "__main__":
