@@ -80,9 +80,12 @@ def snapshot(path: Path) -> dict[str, str]:
 
 
 def clean_error(proc) -> bool:
-    """A non-zero exit whose stderr is one `hs: error:` line (no traceback)."""
+    """A non-zero exit whose stderr ends on its one `hs: error:` line (no traceback; progress
+    messages before it, such as a dump's, are fine)."""
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("hs: warning:")]
-    return proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("hs: error:")
+    errors = [ln for ln in lines if ln.startswith("hs: error:")]
+    return (proc.returncode != 0 and len(errors) == 1 and lines[-1] == errors[0]
+            and "Traceback" not in proc.stderr)
 
 
 class Drill:
@@ -153,7 +156,7 @@ class Drill:
             proc = run_in_process(*self.dump_args, "--out", str(mnt / "s"))
             if not clean_error(proc) or proc.returncode != 1:
                 return self.record("full disk: dump", WRONG, proc.stderr.strip()[-120:])
-            self.record("full disk: dump", CLEAN, proc.stderr.strip()[:70])
+            self.record("full disk: dump", CLEAN, proc.stderr.strip().splitlines()[-1][:70])
             store = self.work / "from-full-disk"
             shutil.copytree(mnt / "s", store)
             self.finish_and_compare("full disk: copied elsewhere and resumed", store)
