@@ -26,7 +26,8 @@ from hsstore.paths import cache_dir
 
 # modules whose code computes what the cache holds (a module that does not exist is skipped)
 CODE_MODULES = ("analysis.diskcache", "analysis.pooling", "analysis.kernels", "analysis.tokens", "analysis.recipe",
-                "analysis.steps", "analysis.views", "hsstore.store", "hsstore.format")
+                "analysis.steps", "analysis.views", "analysis.prompts", "hsstore.store", "hsstore.format",
+                "hsstore.attention", "hsstore.statics")
 MAGIC = b"HSCRC32C"
 _warned: set[str] = set()
 
