@@ -234,7 +234,11 @@ class Pooler:
             return view.align(X, corpus) if hasattr(view, "align") else X  # rows in the task corpus's order
 
         name = f"{'' if vkey == 'ctx' else vkey + '-'}L{layer}-{pool_step}-{wkey}"
-        signature = corpus.signature(layer if view.NAME == "ctx" else None) + view.signature(self.store, layer)
+        # the state of the store files the matrix is computed from: the layer's chunks of the corpus whose
+        # states are read (the task's, or its templated variant), else its token arrays; plus the view's own
+        read = view.states_of(corpus) if hasattr(view, "states_of") else corpus
+        reads_states = view.NAME == "ctx" or read is not corpus
+        signature = read.signature(layer if reads_states else None) + view.signature(self.store, layer, corpus)
         self.pooled[key] = self.cached_array(("pooled", self.store.identity, corpus.fingerprint), name, signature,
                                              compute)
         return self.pooled[key]

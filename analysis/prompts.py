@@ -131,6 +131,11 @@ class Prompted(View):
         tail = corpus.store.corpus(empty).fingerprint[:12] if empty in corpus.store.corpora else "none"
         return f"prompt-{self.template}-{variant.fingerprint[:12]}-{tail}"
 
+    def signature(self, store, layer, corpus=None):
+        """The template-only rows' files too: denoising reads their states."""
+        empty = empty_name(self.variant(corpus).name) if corpus is not None else None
+        return store.corpus(empty).signature(layer) if empty in store.corpora else ""
+
     def stream(self, corpus) -> Stream:
         return store_stream(self.variant(corpus))
 

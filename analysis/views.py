@@ -46,8 +46,9 @@ class View(StepType):
         """(V, H) float32 vectors of the vocabulary of ``stream``."""
         raise NotImplementedError
 
-    def signature(self, store, layer: int | None) -> str:
-        """The state of the store files the view's table is computed from (see Corpus.signature)."""
+    def signature(self, store, layer: int | None, corpus=None) -> str:
+        """The state of the store files the view's table (or other data it reads beside the task
+        corpus ``corpus``) is computed from (see Corpus.signature)."""
         return ""
 
     def unseen(self, pooler, stream: Stream) -> float | None:
@@ -112,7 +113,7 @@ class Averaged(View):
         ref = store.corpus(self.ref)
         return f"avg-{ref.fingerprint}-{self.fallback}"
 
-    def signature(self, store, layer):
+    def signature(self, store, layer, corpus=None):
         return store.corpus(self.ref).signature(layer)
 
     def counts(self, pooler) -> np.ndarray:

@@ -342,3 +342,29 @@ def test_recipe_step_errors_are_one_line(templated_store, tiny_store):
     for st, recipe, message in cases:
         with pytest.raises(HsError, match=message):
             Pooler(st, disk_cache=False).embed(st.corpus("mine"), parse_recipe(recipe))
+
+
+@pytest.mark.parametrize("damaged", ["mine~promptbert", "mine~promptbert~empty"])
+def test_a_damaged_variant_misses_the_warm_cache(templated_store, tmp_path, monkeypatch, damaged):
+    """A prompt read-out cached on disk is not served once the variant's (or the template-only rows')
+    chunk files change: the recompute meets the checksum error."""
+    import shutil
+
+    from analysis.pooling import Pooler
+    from analysis.recipe import parse_recipe
+    from hsstore.errors import StoreError
+
+    monkeypatch.setenv("HS_CACHE", str(tmp_path / "cache"))
+    copy = tmp_path / "store"
+    shutil.copytree(templated_store, copy)
+    recipe = parse_recipe("view=prompt;layers=3;pool=mask:denoise=yes")
+    store = hsstore.open(copy)
+    Pooler(store).embed(store.corpus("mine"), recipe)  # warm the disk cache
+    chunk = sorted((copy / "corpora" / damaged / "hidden" / "c").rglob("*"))
+    chunk = [p for p in chunk if p.is_file()][-1]
+    data = bytearray(chunk.read_bytes())
+    data[10] ^= 0x40
+    chunk.write_bytes(bytes(data))
+    store = hsstore.open(copy)
+    with pytest.raises(StoreError, match="checksum"):
+        Pooler(store).embed(store.corpus("mine"), recipe)
