@@ -45,15 +45,27 @@ def plan_corpus(tokenizer, src: CorpusSource, max_length: int, batch_tokens: int
     raw = tokenizer(texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)
     n_special = tokenizer.num_special_tokens_to_add(pair=False)
     truncated = sum(len(ids) + n_special > max_length for ids in raw["input_ids"])
-    lengths = np.array([len(ids) for ids in enc["input_ids"]], dtype=np.int64)
+    rows = [(ids, np.where(np.asarray(special, dtype=bool), KIND_SPECIAL, KIND_TEXT), None)
+            for ids, special in zip(enc["input_ids"], enc["special_tokens_mask"])]
+    return plan_rows(src.name, texts, rows, truncated, src.source, batch_tokens, max_batch)
+
+
+def plan_rows(name: str, texts: list[str], rows: list, truncated: int, source: dict, batch_tokens: int,
+              max_batch: int) -> CorpusPlan:
+    """A CorpusPlan from per-text (token ids, kinds, position ids or None): texts sorted by token
+    count (stable), cut into batches."""
+    lengths = np.array([len(r[0]) for r in rows], dtype=np.int64)
     order = np.argsort(lengths, kind="stable")
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(lengths[order], out=offsets[1:])
-    token_ids = np.concatenate([np.asarray(enc["input_ids"][i], dtype=np.int32) for i in order])
-    special = np.concatenate([np.asarray(enc["special_tokens_mask"][i], dtype=bool) for i in order])
-    kinds = np.where(special, KIND_SPECIAL, KIND_TEXT).astype(np.uint8)
-    return CorpusPlan(src.name, [texts[i] for i in order], offsets, token_ids, kinds,
-                      cut_batches(lengths[order], batch_tokens, max_batch), truncated, src.source)
+    token_ids = np.concatenate([np.asarray(rows[i][0], dtype=np.int32) for i in order])
+    kinds = np.concatenate([np.asarray(rows[i][1], dtype=np.uint8) for i in order])
+    positions = None
+    if rows[0][2] is not None:
+        positions = np.concatenate([np.asarray(rows[i][2], dtype=np.int32) for i in order])
+    return CorpusPlan(name, [texts[i] for i in order], offsets, token_ids, kinds,
+                      cut_batches(lengths[order], batch_tokens, max_batch), truncated, source,
+                      position_ids=positions)
 
 
 def cut_batches(sorted_lengths: np.ndarray, batch_tokens: int, max_batch: int) -> np.ndarray:

@@ -187,7 +187,7 @@ def empty_rows(tt: TemplateTokens, lengths: list[int], base: int):
 
 def plan_source(loaded, src, max_length: int, batch_tokens: int, max_batch: int):
     """The corpus plan of a source: plain, templated, or the template with an empty sentence."""
-    from .dump import dedupe, plan_corpus
+    from .dump import dedupe, plan_corpus, plan_rows
 
     if src.template is None:
         return plan_corpus(loaded.tokenizer, src, max_length, batch_tokens, max_batch)
@@ -197,32 +197,13 @@ def plan_source(loaded, src, max_length: int, batch_tokens: int, max_batch: int)
     if not src.empty:
         rows = [(ids, kinds, None) for ids, kinds, _, _ in wrapped]
         source = {**src.source, "template": info}
-        return _plan(src.name, texts, rows, sum(w[3] for w in wrapped), source, batch_tokens, max_batch)
+        return plan_rows(src.name, texts, rows, sum(w[3] for w in wrapped), source, batch_tokens, max_batch)
     lengths = sorted({k for _, _, k, _ in wrapped})
     rows = empty_rows(tt, lengths, position_base(loaded.model))
     labels = [src.template.text.replace(SLOT, f"<{k} tokens>") for k in lengths]
     source = {**src.source, "template": info, "sentence_lengths": lengths,
               "denoises": src.name[:-len(SEPARATOR + EMPTY)]}
-    return _plan(src.name, labels, rows, 0, source, batch_tokens, max_batch)
-
-
-def _plan(name: str, texts: list[str], rows: list, truncated: int, source: dict, batch_tokens: int, max_batch: int):
-    """A CorpusPlan from per-text (ids, kinds, positions or None), sorted by length as plan_corpus sorts."""
-    from .dump import cut_batches
-    from .writer import CorpusPlan
-
-    lengths = np.array([len(r[0]) for r in rows], dtype=np.int64)
-    order = np.argsort(lengths, kind="stable")
-    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths[order], out=offsets[1:])
-    token_ids = np.concatenate([np.asarray(rows[i][0], dtype=np.int32) for i in order])
-    kinds = np.concatenate([np.asarray(rows[i][1], dtype=np.uint8) for i in order])
-    positions = None
-    if rows[0][2] is not None:
-        positions = np.concatenate([np.asarray(rows[i][2], dtype=np.int32) for i in order])
-    return CorpusPlan(name, [texts[i] for i in order], offsets, token_ids, kinds,
-                      cut_batches(lengths[order], batch_tokens, max_batch), truncated, source,
-                      position_ids=positions)
+    return plan_rows(src.name, labels, rows, 0, source, batch_tokens, max_batch)
 
 
 def with_templates(sources: list, specs: list[str]) -> list:
