@@ -51,7 +51,8 @@ def location(where: str | os.PathLike) -> "Path | ObjectPath":
         return Path(rest)
     if not rest.strip("/"):
         raise HsError(f"{text} names no bucket or container; give a URL such as {protocol}://bucket/prefix")
-    return ObjectPath(_filesystem(protocol, text), protocol, rest.rstrip("/"))
+    fs = _filesystem(protocol, text)
+    return ObjectPath(fs, protocol, fs._strip_protocol(text).rstrip("/"))  # keys as the backend spells them
 
 
 def is_remote(path) -> bool:
@@ -69,12 +70,15 @@ def _filesystem(protocol: str, url: str):
     except ValueError:
         raise HsError(f"{url}: unknown storage protocol {protocol!r}; give a local path or an fsspec URL "
                       f"such as s3://bucket/prefix") from None
-    # no listing cache: another process's writes must show in the next listing
-    options = {"use_listings_cache": False} if protocol in ("s3", "s3a", "gs", "gcs") else {}
     try:
-        return cls(**options)
+        return cls(**_options(protocol))
     except Exception as exc:  # noqa: BLE001 - a backend's own error for bad settings, as one line
         raise EnvError(f"{url}: cannot set up {protocol}:// access ({_one_line(exc)}); {_CREDENTIALS_HINT}") from None
+
+
+def _options(protocol: str) -> dict:
+    """No listing cache: another process's writes must show in the next listing."""
+    return {"use_listings_cache": False} if protocol in ("s3", "s3a", "gs", "gcs") else {}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -97,7 +101,7 @@ class ObjectPath:
         self._kind = kind  # "directory" or "file" when a listing already said which
 
     def __str__(self) -> str:
-        return f"{self.protocol}://{self.key}"
+        return f"{self.protocol}://{self.key.lstrip('/')}"
 
     __fspath__ = None  # not a local path: os functions must not take it
 
@@ -281,7 +285,7 @@ def zarr_store(path, mode: str = "r"):
     from zarr.storage import FsspecStore
 
     try:
-        return FsspecStore.from_url(str(path), read_only=mode == "r")
+        return FsspecStore.from_url(str(path), storage_options=_options(path.protocol), read_only=mode == "r")
     except Exception as exc:  # noqa: BLE001
         raise _backend_error(exc, f"opening {path}") from None
 
@@ -321,8 +325,10 @@ class WriteLock:
                 "pid": os.getpid(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         for _ in range(2):
             try:
-                _create_only(target, json.dumps(mine).encode())
+                data = json.dumps(mine).encode()
+                _create_only(target, data)
                 self._object = target
+                _check_conditional(target, data)
                 return
             except FileExistsError:
                 held = _read_lock(target)
@@ -377,6 +383,17 @@ def _create_only(target: "ObjectPath", data: bytes) -> None:
         if "PreconditionFailed" in str(exc) or "412" in str(exc):
             raise FileExistsError(str(target)) from None
         raise _backend_error(exc, f"creating the lock {target}") from None
+
+
+def _check_conditional(target: "ObjectPath", data: bytes) -> None:
+    """Refuse a server that accepts the conditional PUT but ignores its condition (some
+    S3-compatible ones do): a second create of the lock we hold must fail."""
+    try:
+        _create_only(target, data)
+    except FileExistsError:
+        return
+    raise EnvError(f"{target.protocol}://{target.key.split('/')[0]} ignores conditional writes (If-None-Match), "
+                   f"so hs cannot lock a store there; dump to a local directory and copy the store") from None
 
 
 def _read_lock(target: "ObjectPath") -> dict | None:

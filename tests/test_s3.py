@@ -177,6 +177,17 @@ def test_the_lock_object_is_created_only_if_absent(s3, url):
     assert target.read_bytes() == b"1"
 
 
+def test_a_server_that_ignores_the_condition_is_refused(s3, url, local, monkeypatch):
+    fs = storage.location(url).fs
+    real = fs.pipe_file
+    monkeypatch.setattr(fs, "pipe_file", lambda path, value, mode=None, **kw: real(path, value, **kw))
+    store = hsstore.open(local)
+    with pytest.raises(HsError, match="ignores conditional writes"):
+        writer.StoreWriter(url, store.model, store.settings, store.vocab)
+    monkeypatch.undo()
+    assert not s3.exists(url[len("s3://"):] + "/" + storage.LOCK_OBJECT)  # not left behind
+
+
 def test_verify_finds_a_deleted_and_a_truncated_chunk(s3, url, local):
     upload(s3, local, url)
     assert run_cli("verify", url, "--deep")[0] == 0
@@ -200,6 +211,13 @@ def test_verify_finds_a_deleted_and_a_truncated_chunk(s3, url, local):
 def test_bad_urls_are_one_line_errors(s3, where, words):
     code, out = run_cli("info", where)
     assert code != 0 and one_line_error(out, *words), out
+
+
+def test_a_dump_into_a_missing_bucket_is_a_one_line_error(s3, local):
+    store = hsstore.open(local)
+    with pytest.raises(HsError, match="s3://no-such-bucket-hs/x.*not found.*check the bucket") as err:
+        writer.StoreWriter("s3://no-such-bucket-hs/x", store.model, store.settings, store.vocab)
+    assert "\n" not in str(err.value)
 
 
 def test_missing_credentials_are_a_one_line_error(s3, monkeypatch, tmp_path):
