@@ -35,7 +35,8 @@ class RequestCounter(logging.Handler):
         self.counts = collections.Counter()
 
     def emit(self, record):
-        match = re.search(r'"(\w+) (\S+)', record.getMessage())
+        line = re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage())  # werkzeug colours non-200 lines
+        match = re.search(r'"(\w+) (\S+)', line)
         if match:
             key = match.group(2)
             kind = ("list" if "list-type" in key else "zarr.json" if key.endswith("zarr.json") else
