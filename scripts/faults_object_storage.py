@@ -5,11 +5,14 @@ metadata write of a dump to ``s3://`` (``HS_FAULT_KILL_AFTER``), which also leav
 object behind; the rerun on this host must replace that stale lock, resume, and end with every
 object identical to the undisturbed local dump's file of the same name. Then a second writer
 while a lock of another host is there: a clean error, and the store untouched.
+
+    python scripts/faults_object_storage.py     # these cases alone (scripts/faults.py runs them last)
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -41,6 +44,7 @@ def object_storage(drill) -> None:
                                             "AWS_ENDPOINT_URL")}
     os.environ.update(AWS_ACCESS_KEY_ID="drill", AWS_SECRET_ACCESS_KEY="drill", AWS_DEFAULT_REGION="us-east-1",
                       AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's access log would drown the table
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
@@ -62,8 +66,8 @@ def object_storage(drill) -> None:
                 drill.record(case, WRONG, "rerun failed: " + rerun.stderr.strip()[-100:])
                 continue
             same = _objects(fs, url) == drill.clean_files
-            drill.record(case, IDENTICAL if same else WRONG,
-                         ("stale lock replaced; " if left else "") + ("" if same else "objects differ"))
+            detail = ["the killed dump's lock was replaced"] if left else []
+            drill.record(case, IDENTICAL if same else WRONG, "; ".join(detail + ([] if same else ["objects differ"])))
         url = "s3://drill/kp-complete"
         before = _objects(fs, url)
         fs.pipe_file(url[5:] + "/.hs-lock.json", json.dumps({"host": "elsewhere", "pid": 1, "time": "-"}).encode())
@@ -79,3 +83,26 @@ def object_storage(drill) -> None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def main() -> int:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from faults import Drill, make_corpus
+
+    from conftest import build_tiny_model
+
+    work = Path(tempfile.mkdtemp(prefix="hs-faults-s3-"))
+    os.environ["HS_CACHE"] = str(work / "cache")
+    try:
+        drill = Drill(work, build_tiny_model(work / "model"), make_corpus(work / "wiki.txt", 400))
+        object_storage(drill)
+        return drill.summary()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
