@@ -9,6 +9,8 @@ import click
 from analysis.steps import help_line
 from hsstore import HsError
 
+from .params import STORE
+
 
 def _read_grid(path: Path) -> tuple[list[str], dict[str, list[str]]]:
     """A grid file: JSON ``{"pool": ["mean", "max"], ...}`` (axes) or text, one recipe a line."""
@@ -37,7 +39,7 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
 
 
 @click.command()
-@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("store", type=STORE)
 @click.option("--task", "-t", "tasks", multiple=True, metavar="TASK",
               help="Task to evaluate (repeatable) [default: every evaluation task in the store].")
 @click.option("--recipe", "-r", "recipes", multiple=True, metavar="RECIPE",

@@ -11,6 +11,8 @@ from hsstore import HsError, __version__
 from hsstore.errors import os_error
 from hsstore.templates import template_help
 
+from .params import STORE
+
 
 class HsGroup(click.Group):
     """Prints an HsError, or an OSError from the disk, as one line (no traceback) and exits with the
@@ -62,7 +64,8 @@ def hs():
                    "(e.g. wiki.train.raw) split into sentences.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Encoding of --corpus-file.")
 @click.option("--skip-empty", is_flag=True, help="Skip empty lines of --corpus-file instead of failing.")
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Store directory (created if missing).")
+@click.option("--out", "-o", required=True, type=STORE,
+              help="Store directory (created if missing), or an object-storage URL such as s3://bucket/prefix.")
 @click.option("--layers", default="all", show_default=True,
               help="Layers to store: all, last, or numbers and ranges like 0,6 or 1-3 (0 = embedding output).")
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True,
@@ -98,6 +101,7 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
       hs dump --corpus-file wiki.train.raw --corpus-format wikitext --corpus-name wikitext2-train --out runs/minilm
       hs dump --task stsb --template promptbert --out runs/minilm        # corpora stsb~promptbert(~empty)
       hs dump --task stsb --attention-diagonals --out runs/minilm-ditto
+      hs dump --task stsb --out s3://my-bucket/runs/minilm             # object storage (docs/scale.md)
     """
     from hsstore.corpusfile import read_corpus_file
     from hsstore.dump import CorpusSource, run_dump
@@ -186,14 +190,14 @@ def _human(n: float) -> str:
 
 
 @hs.command()
-@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("store", type=STORE)
 def info(store):
     """Show a store's model, settings and corpora (sizes, bytes per token)."""
     _print_info(store)
 
 
 @hs.command()
-@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("store", type=STORE)
 @click.argument("corpus")
 @click.argument("index", type=int)
 def show(store, corpus, index):
@@ -216,7 +220,7 @@ def show(store, corpus, index):
 
 
 @hs.command()
-@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("store", type=STORE)
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--corpus", "-c", "corpora", multiple=True, metavar="NAME",
               help="Export only this corpus (repeatable) [default: every complete corpus].")
@@ -232,7 +236,7 @@ def export(store, out, corpora, quiet):
 
 
 @hs.command()
-@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("store", type=STORE)
 @click.option("--corpus", "corpus_name", metavar="NAME", help="Check only this corpus.")
 @click.option("--deep", is_flag=True, help="Also read every chunk and compare its CRC-32C with the stored one "
                                             "and the manifest's (reads the whole store).")

@@ -1,10 +1,11 @@
 """Durable small writes: whole-file replacement by rename, and the fault-injection points.
 
 A metadata file is written to a temporary name in its own directory, flushed to disk, and renamed
-over the old one, so a reader (or a rerun after a kill) sees the old file or the new one, never a
-mix. Every such write ends at a named fault point: ``HS_FAULT_KILL_AFTER=LABEL`` (or ``LABEL:N``
-for the N-th time) makes the process SIGKILL itself right there; ``scripts/faults.py`` and the
-tests use it to kill a dump after each distinct metadata write.
+over the old one (on object storage: one PUT of the whole object), so a reader (or a rerun after a
+kill) sees the old file or the new one, never a mix. Every such write ends at a named fault point:
+``HS_FAULT_KILL_AFTER=LABEL`` (or ``LABEL:N`` for the N-th time) makes the process SIGKILL itself
+right there; ``scripts/faults.py`` and the tests use it to kill a dump after each distinct
+metadata write.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-TEMP_SUFFIX = ".partial"  # zarr's local store names its temporary files the same way
+from . import storage
+from .storage import TEMP_SUFFIX  # zarr's local store names its temporary files the same way
 _hits: Counter = Counter()
 
 
@@ -32,7 +34,10 @@ def fault_point(label: str) -> None:
 
 
 def write_bytes(path: Path, *parts: bytes, sync: bool = False) -> None:
-    """Replace ``path`` with ``parts`` (concatenated) in one rename (``sync``: flush to disk first)."""
+    """Replace ``path`` with ``parts`` (concatenated) in one rename (``sync``: flush to disk first);
+    on object storage, in one PUT (storage.py)."""
+    if storage.is_remote(path):
+        return storage.put_object(path, b"".join(parts))
     tmp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
     try:
         with open(tmp, "wb") as fh:
@@ -64,6 +69,8 @@ def read_group_attrs(group_dir: Path) -> dict:
 
 def remove_temp_files(root: Path) -> list[Path]:
     """Delete the temporary files a killed writer left under ``root``; returns them."""
+    if storage.is_remote(root):
+        return storage.remove_temp(root)
     removed = []
     for dirpath, _, files in os.walk(root):
         for name in files:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import storage
 from .errors import StoreError
 
 
@@ -40,7 +41,10 @@ def chunk_key(coords: tuple[int, ...]) -> str:
 
 
 def list_files(array_dir: Path, under: str = "c") -> dict[str, tuple[int, int]]:
-    """``{key: (size, mtime_ns)}`` of the chunk files below ``array_dir/under``."""
+    """``{key: (size, mtime_ns)}`` of the chunk files below ``array_dir/under`` (on object storage:
+    one listing, the object's version in place of the time)."""
+    if storage.is_remote(array_dir):
+        return storage.list_tree(array_dir, under)
     out = {}
     base = array_dir / under
     prefix = under

@@ -218,8 +218,10 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
     """Dump every source into the store at ``out``; returns a summary per corpus."""
     from . import model as model_mod
     from .templates import check_templates, plan_source
+    from .storage import location
     from .writer import check_output_path
 
+    out = location(out)  # a directory, or an fsspec URL such as s3://bucket/prefix
     check_output_path(out)  # before the slow model load
     if dtype not in DTYPES:
         raise HsError(f"--dtype must be one of {', '.join(DTYPES)}")

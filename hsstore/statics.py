@@ -8,10 +8,10 @@ set after the data, tells a finished matrix from one a killed dump left half-wri
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
+from . import storage
 from .atomic import write_group_attrs
 from .errors import HsError
 
@@ -30,7 +30,7 @@ def write_input_embeddings(root, model, path) -> bool:
     rows = max(1, min(len(matrix), (4 << 20) // (matrix.shape[1] * 4)))
     group.create_array(INPUT, data=np.ascontiguousarray(matrix, dtype=np.float32), chunks=(rows, matrix.shape[1]),
                        compressors=[Crc32cCodec()], overwrite=True)
-    write_group_attrs(Path(path) / GROUP, {**group.attrs.asdict(), f"{INPUT}_complete": True},
+    write_group_attrs(storage.location(path) / GROUP, {**group.attrs.asdict(), f"{INPUT}_complete": True},
                       "input-embeddings-written")
     return True
 

@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from . import storage
 from .chunks import check_present, chunk_nbytes, expected_keys, list_files
 from .errors import HsError, StoreError
 from .format import FORMAT_NAME, KIND_NAMES, READ_VERSIONS, decode_strings
@@ -51,6 +52,8 @@ class _Node:
 
 
 def _open_root(path: Path) -> _Node:
+    if path.is_file() and storage.is_remote(path):
+        raise HsError(f"{path} is one object (an HDF5 export?); hs reads HDF5 exports from a local file: copy it")
     if path.is_file():
         import h5py
         try:
@@ -61,7 +64,7 @@ def _open_root(path: Path) -> _Node:
         raise HsError(f"{path} is not an hs store (no zarr.json); create one with `hs dump --out {path}`")
     import zarr
     try:
-        group = zarr.open_group(str(path), mode="r")
+        group = zarr.open_group(storage.zarr_store(path, "r"), mode="r")
         group.attrs.asdict()
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StoreError(f"{path}/zarr.json is unreadable ({type(exc).__name__}); the store's root metadata is "
@@ -82,13 +85,14 @@ def checked_read(array, selection, where: str):
 
 
 def open(path: str | Path) -> "Store":  # noqa: A001 - mirrors zarr.open / h5py.File
-    """Open a store read-only: ``hsstore.open("runs/minilm").corpus("stsb").hidden(0)``."""
-    return Store(Path(path))
+    """Open a store read-only: ``hsstore.open("runs/minilm").corpus("stsb").hidden(0)``; ``path`` may
+    be an fsspec URL such as ``s3://bucket/prefix`` (storage.py)."""
+    return Store(storage.location(path))
 
 
 class Store:
     def __init__(self, path: Path):
-        self.path = path
+        self.path = path = storage.location(path)
         if not path.exists():
             raise HsError(f"no store at {path}; create one with `hs dump --out {path}`")
         self._root = _open_root(path)
@@ -369,6 +373,8 @@ class Corpus:
     def nbytes_on_disk(self) -> int | None:
         """Bytes the corpus takes on disk (Zarr directories only)."""
         path = self.store.path / "corpora" / self.name
+        if storage.is_remote(path):
+            return storage.total_bytes(path)
         if not path.is_dir():
             return None
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

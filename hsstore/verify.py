@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from . import attention
-from .atomic import TEMP_SUFFIX, remove_temp_files
+from . import storage
+from .atomic import remove_temp_files
 from .chunks import chunk_nbytes, expected_keys, file_crc, list_files
 from .errors import HsError
 from .format import KIND_NAMES
@@ -135,11 +136,12 @@ def verify(path: Path, corpus: str | None = None, deep: bool = False, repair: bo
 
     report = Report()
     store = Store(path)  # unreadable root metadata is an error of its own
+    path = store.path  # a Path, or an ObjectPath for a URL
     if not store.is_zarr:
         report.notes.append(f"{path} is an HDF5 export: its hidden datasets carry Fletcher-32 checksums that "
                             f"h5py verifies on read; hs verify checks Zarr stores")
         return report
-    temps = sorted(p for p in path.rglob(f"*{TEMP_SUFFIX}"))
+    temps = storage.find_temp(path)
     if temps and repair:
         remove_temp_files(path)
         report.notes.append(f"removed {len(temps)} temporary files of killed runs")

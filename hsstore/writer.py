@@ -9,23 +9,22 @@ chunks are all there, recomputes the batches after the watermark (batches are fi
 re-reads (checksum verified) the committed head of the partly covered chunk, and so rewrites every
 later chunk with the same bytes an uninterrupted run writes. Chunk files are written by rename, so
 a chunk on disk is either old or new, never torn. The lock is an ``flock`` on the store directory
-itself: it dies with its process and leaves no file behind.
+itself: it dies with its process and leaves no file behind. On object storage every rename is one
+PUT of the whole object and the lock is an object created by a conditional PUT (storage.py).
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, storage
 from .atomic import fault_point, read_group_attrs, remove_temp_files, write_bytes, write_group_attrs
 from .chunks import check_present, crc32c, expected_keys, list_files, small_array_crcs
 from .errors import EnvError, HsError, StoreError
@@ -103,7 +102,8 @@ def check_output_path(path: Path) -> None:
                 where = "is a file" if parent == path else f"lies under {parent}, which is a file"
                 raise HsError(f"--out {path} {where}; give a directory for the store (it is created if missing)")
             break
-    if path.is_dir() and any(p.name != LEGACY_LOCK for p in path.iterdir()) and not (path / "zarr.json").exists():
+    locks = (LEGACY_LOCK, storage.LOCK_OBJECT)
+    if path.is_dir() and any(p.name not in locks for p in path.iterdir()) and not (path / "zarr.json").exists():
         raise HsError(f"--out {path} is a non-empty directory that is not an hs store; give a new or empty directory")
     if (path / "zarr.json").exists():
         attrs = read_root_attrs(path)
@@ -165,19 +165,13 @@ class StoreWriter:
     """Holds the store's exclusive lock while open; use as a context manager."""
 
     def __init__(self, path: Path, model: dict, settings: dict, vocab: list[str]):
-        self.path = Path(path)
+        self.path = storage.location(path)
+        self._lock = None
         check_output_path(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
-        if not os.access(self.path, os.W_OK):
+        if not storage.is_remote(self.path) and not os.access(self.path, os.W_OK):
             raise EnvError(f"store {self.path} is read-only for this user; write to another --out")
-        self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            raise HsError(f"store {self.path} is being written by another hs dump; wait for it to finish "
-                          f"or write to another --out") from None
+        self._lock = storage.WriteLock.acquire(self.path)
         try:
             self._open(model, settings, vocab)
         except BaseException:
@@ -201,7 +195,7 @@ class StoreWriter:
             self._check_compatible(model, settings)
             remove_temp_files_here(self.path)
             (self.path / LEGACY_LOCK).unlink(missing_ok=True)
-            self.root = zarr.open_group(str(self.path), mode="r+")
+            self.root = zarr.open_group(storage.zarr_store(self.path, "r+"), mode="r+")
             if "manifest" not in self.attrs:  # a kill during the store's set-up: redo it
                 self._write_vocab(vocab)
             else:
@@ -218,16 +212,15 @@ class StoreWriter:
         self.close()
 
     def close(self) -> None:
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _create(self, model: dict, settings: dict, vocab: list[str]) -> None:
         # root metadata first; the vocabulary's manifest, written last, marks the set-up finished
         self.attrs = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "hs_version": __version__,
                       "model": model, "settings": settings, "identity": _identity(model, settings)}
-        self.root = self._zarr.open_group(str(self.path), mode="a", attributes=self.attrs)
+        self.root = self._zarr.open_group(storage.zarr_store(self.path, "a"), mode="a", attributes=self.attrs)
         fault_point("store-created")
         self._write_vocab(vocab)
 
@@ -279,7 +272,7 @@ class StoreWriter:
             raise StoreError(f"{gdir}/zarr.json is unreadable; run `hs verify {self.path}`, or remove {gdir} "
                              f"and rerun to dump the corpus again") from None
         if "fingerprint" not in attrs:  # a kill while the plan itself was being written
-            shutil.rmtree(gdir)
+            storage.remove_tree(gdir)
             return "new"
         if attrs["fingerprint"] != fingerprint:
             raise HsError(f"corpus {name!r} in {self.path} was dumped from other texts or settings; "
@@ -352,6 +345,9 @@ class StoreWriter:
 
 def remove_temp_files_here(directory: Path) -> None:
     """Temporary files a killed writer left directly in ``directory`` (not below it)."""
+    if storage.is_remote(directory):
+        storage.remove_temp(directory, recursive=False)
+        return
     for p in directory.glob("*.partial"):
         p.unlink(missing_ok=True)
 

@@ -7,6 +7,8 @@ On a tiny random BERT (built here, no download) it runs:
   - a full disk (a small tmpfs; the dump fails, the store is copied to a larger disk and resumed);
   - the corruption matrix: a chunk of each array missing, truncated or with a flipped byte, read
     by `hs eval` with a cold and with a warm cache, and checked by `hs verify --deep`.
+  - on object storage (a local S3 server, scripts/faults_object_storage.py): a SIGKILL after
+    metadata writes of a dump to s3://, the rerun, and a second writer refused by the lock.
 Each case's outcome is `identical` (same bytes or same figures as an undisturbed run), `clean error`
 (a one-line `hs: error:` and a non-zero exit status) or WRONG (anything else: a different number
 with exit status 0, a traceback, a resume that does not end identical). It prints a table and the
@@ -258,6 +260,8 @@ def main() -> int:
         drill.full_disk()
         drill.corruption(["hidden", "token_ids", "offsets"] if args.quick else ARRAYS)
         drill.random_kills(args.kills, random.Random(args.seed))
+        from faults_object_storage import object_storage  # the s3:// cases
+        object_storage(drill)
         return drill.summary()
     finally:
         shutil.rmtree(work, ignore_errors=True)
