@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..recipe import Part, Recipe, parse_recipe
+from ..recipe import Part, Recipe
 from ..steps import Step
-from .load import FAMILIES, Run
+from .load import FAMILIES, Run, canonical
 
 DEFAULTS = Recipe().fields()
 
@@ -117,7 +117,7 @@ def with_step(recipe: Recipe, axis: str, i: int, step: Step) -> Recipe:
         seq = list(getattr(recipe, axis))
         seq[i] = step
         changed = replace(recipe, **{axis: tuple(seq)})
-    return parse_recipe(str(changed))  # canonical: drop steps sort by name
+    return canonical(str(changed))  # canonical: drop steps sort by name
 
 
 def reference_effects(runs: list[Run]) -> list[Effect]:
@@ -147,7 +147,7 @@ def plain_recipe(recipe: Recipe) -> Recipe:
                  if p.step.name == "prompt" else p for p in recipe.view)
     pool = Step("pool", "mean") if recipe.pool.name == "mask" else recipe.pool
     drop = tuple(s for s in recipe.drop if s.name != "template")
-    return parse_recipe(str(replace(recipe, view=view, pool=pool, drop=drop)))
+    return canonical(str(replace(recipe, view=view, pool=pool, drop=drop)))
 
 
 def difference(recipe: Recipe, other: Recipe) -> str:

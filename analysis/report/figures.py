@@ -58,6 +58,10 @@ def _sweep_labels(chosen: list[Sweep]) -> list[str]:
     return [";".join(f"{k}={dict(s.fixed)[k]}" for k in keys) for s in chosen]
 
 
+def _tasks(n: int) -> str:
+    return f"{n} task" + ("" if n == 1 else "s")
+
+
 # ---- score by layer -------------------------------------------------------------------------------
 
 def _single_layer(value: str) -> bool:
@@ -83,7 +87,7 @@ def layers_figure(runs: list[Run], model: str) -> Drawn | Skipped:
             singles = [v for v in order if v in sweep.means and _single_layer(v)]
             sets = [v for v in order if v in sweep.means and not _single_layer(v)]
             line, = ax.plot([pos[v] for v in singles], [sweep.means[v] for v in singles], marker="o",
-                            label=f"{label} (mean of {len(sweep.tasks)} tasks)")
+                            label=f"{label} (mean of {_tasks(len(sweep.tasks))})")
             ax.plot([pos[v] for v in sets], [sweep.means[v] for v in sets], marker="s", linestyle="none",
                     color=line.get_color())
         n_single = sum(_single_layer(v) for v in order)
@@ -104,7 +108,8 @@ def layers_figure(runs: list[Run], model: str) -> Drawn | Skipped:
 
 def _delta_bars(effects, title: str, ylabel: str, xlabel: str):
     families = [f for f in SHORT_MEASURES if any(e.n(f) for e in effects)]
-    fig, (ax,) = _panels(1, title, width=max(6.0, 1.1 * len(effects) * max(1, len(families)) ** 0.5 + 2.5))
+    fig, (ax,) = _panels(1, title, width=max(6.0, 1.1 * len(effects) * max(1, len(families)) ** 0.5 + 2.5),
+                         height=5.2)
     width = 0.8 / len(families)
     for j, family in enumerate(families):
         xs = [i + (j - (len(families) - 1) / 2) * width for i in range(len(effects))]
@@ -129,7 +134,7 @@ def post_figure(runs: list[Run], model: str) -> Drawn | Skipped:
     if not ax.effects:
         return Skipped(f"no post-processing was run beside post={ax.baseline} with the other axes fixed")
     fig = _delta_bars(ax.effects, f"{model}: effect of post-processing against post={ax.baseline}",
-                      "mean score change (points, each family's measure)", "post-processing (applied in order)")
+                      "mean score change (x100 points)", "post-processing (applied in order)")
     return Drawn(fig, f"Mean change in score from post={ax.baseline} to each post-processing, over pairs of runs "
                       "on the same task that differ only in post-processing (n pairs on each bar); `@wikitext2` "
                       "fits on WikiText-2, no suffix on the task's own sentences.")
@@ -141,7 +146,7 @@ def wikitext_figure(runs: list[Run], model: str) -> Drawn | Skipped:
         return Skipped("no step was run both with statistics from another corpus (@wikitext2) and fitted on "
                        "the task, with the rest of the recipe fixed")
     fig = _delta_bars(effects, f"{model}: statistics from another corpus vs the task's own sentences",
-                      "mean score change (points, each family's measure)", "step: corpus vs @task")
+                      "mean score change (x100 points)", "step: corpus vs @task")
     return Drawn(fig, "Mean change in score when one step (idf, sif, frequent-token filter, Avg. view or a "
                       "post-processing) takes its statistics from the named corpus instead of the task's own "
                       "sentences, over pairs that differ only there (n pairs on each bar).")
@@ -189,7 +194,7 @@ def views_figure(runs: list[Run], model: str) -> Drawn | Skipped:
             ax.bar(idx, [sweep.means[values[i]] for i in idx], color=colours[kind], label=kind)
         ax.set_xticks(range(len(values)), values, rotation=35, ha="right")
         ax.set_xlabel("view (ctx*a+avg*b: mix of contextual and Avg. vectors)")
-        ax.set_ylabel(f"mean {SHORT_MEASURES[family]} over {len(sweep.tasks)} tasks")
+        ax.set_ylabel(f"mean {SHORT_MEASURES[family]} over {_tasks(len(sweep.tasks))}")
         ax.set_title(f"{family}; {describe(sweep.fixed)}", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
@@ -199,13 +204,24 @@ def views_figure(runs: list[Run], model: str) -> Drawn | Skipped:
                       "input embeddings (input), GloVe, and contextual + Avg. mixes ordered by Avg.'s weight.")
 
 
+def _prompt_name(recipe, plain) -> str:
+    """What a prompt recipe reads, in words, and its recipe text where it differs from the plain one."""
+    if recipe.pool.name == "mask":
+        what = "read-out slot" + (", denoised" if recipe.pool.param("denoise") == "yes" else "")
+    elif any(s.name == "template" for s in recipe.drop):
+        what = "sentence's tokens in the template"
+    else:
+        what = "average of all templated tokens"
+    return f"{what} ({difference(recipe, plain)})"
+
+
 def prompt_figure(runs: list[Run], model: str) -> Drawn | Skipped:
     if not any(is_prompt(r.recipe) for r in runs):
         return Skipped("no prompt read-out (view=prompt) in the input")
     by_plain: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
     for r in runs:
         plain = plain_recipe(r.recipe)
-        label = difference(r.recipe, plain) if is_prompt(r.recipe) else "plain recipe"
+        label = _prompt_name(r.recipe, plain) if is_prompt(r.recipe) else "plain recipe"
         by_plain.setdefault((r.family, str(plain)), {}).setdefault(label, {})[r.task] = r.score
     found: dict[str, tuple[str, dict, list[str]]] = {}  # family -> the comparison with the most bars
     for (family, plain), bars in by_plain.items():

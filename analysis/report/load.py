@@ -6,6 +6,7 @@ task evaluated under different protocol options, and (unless asked for) results 
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from hsstore.errors import HsError, StoreError
 from hsstore.tasks import TASKS
 
 from ..recipe import Recipe, parse_recipe
+
+canonical = functools.lru_cache(maxsize=None)(parse_recipe)  # recipes repeat over tasks; Recipe is immutable
 
 FAMILIES = ("sts", "clustering", "classification")  # the report's families, in its order
 MEASURES = {"sts": "Spearman's rho x100 of cosine similarity", "clustering": "V-measure x100",
@@ -80,7 +83,7 @@ def _run(path: Path, i: int, rec) -> Run:
     if not isinstance(store, dict) or not {"identity", "model"} <= store.keys():
         raise _not_results(path, f"record {i}: 'store' lacks identity and model")
     try:
-        recipe = parse_recipe(str(rec["recipe"]))
+        recipe = canonical(str(rec["recipe"]))
     except HsError as exc:
         raise HsError(f"{path} record {i}: cannot read its recipe: {exc}") from None
     options = next((rec[k] for k in OPTION_KEYS if k in rec), None)
