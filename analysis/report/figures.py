@@ -75,8 +75,9 @@ def _layer_order(values: list[str]) -> list[str]:
 
 
 def layers_figure(runs: list[Run], model: str) -> Drawn | Skipped:
-    found = {f: sweeps(runs, "layers", f)[:MAX_LINES] for f in family_tasks(runs)}
-    found = {f: s for f, s in found.items() if s}
+    every = {f: s for f in family_tasks(runs) if (s := sweeps(runs, "layers", f))}
+    found = {f: s[:MAX_LINES] for f, s in every.items()}
+    left_out = sum(len(every[f]) - len(found[f]) for f in found)
     if not found:
         return Skipped("no two layer choices were run on the same tasks with every other axis fixed")
     fig, axes = _panels(len(found), f"{model}: score by layer choice (other axes fixed)")
@@ -101,7 +102,9 @@ def layers_figure(runs: list[Run], model: str) -> Drawn | Skipped:
         ax.legend(fontsize=8)
     fig.tight_layout()
     return Drawn(fig, "Mean score over the family's tasks for each layer choice, each line one setting of the "
-                      "other axes; layer 0 is the embedding output, `last` the top layer.")
+                      "other axes; layer 0 is the embedding output, `last` the top layer."
+                 + (f" {left_out} narrower settings of the other axes are not drawn (the tables have them)."
+                    if left_out else ""))
 
 
 # ---- paired effects as bars -----------------------------------------------------------------------
