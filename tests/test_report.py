@@ -17,6 +17,7 @@ from scipy.stats import spearmanr
 from analysis.engine import Result
 from analysis.recipe import parse_recipe
 from analysis.report import figures, write_report
+from analysis.report.load import OPTION_KEYS
 from analysis.report.load import load as load_runs
 from analysis.results import records
 from cli.main import hs
@@ -357,9 +358,10 @@ def test_conflicts_get_one_line(tmp_path):
     changed["scores"]["test"][0]["main_score"] += 0.01
     code, out = run("report", bad(tmp_path, [rec, changed]), "--out", tmp_path / "out")
     assert code == 2 and out.count("\n") == 1 and "different scores" in out and "keep one of them" in out
-    code, out = run("report", bad(tmp_path, [rec | {"options": {"seeds": 5}}, rec | {"options": {"seeds": 1}}]),
-                    "--out", tmp_path / "out")
-    assert code == 2 and out.count("\n") == 1 and "different protocol options" in out
+    for key in OPTION_KEYS:
+        code, out = run("report", bad(tmp_path, [rec | {key: {"seeds": 5}}, rec | {key: {"seeds": 1}}]),
+                        "--out", tmp_path / "out")
+        assert code == 2 and out.count("\n") == 1 and "different protocol options" in out
     code, out = run("report", tmp_path / "missing.json", "--out", tmp_path / "out")
     assert code != 0 and out.count("\n") == 1 and "does not exist" in out
 
