@@ -88,7 +88,7 @@ def _section(runs: list[Run], out: Path, prefix: str, h: str, svg: bool) -> tupl
             names = [f"{prefix}{stem}.{fmt}" for fmt in ("png", "svg") if fmt == "png" or svg]
             for name in names:
                 _atomic_write(out / name, lambda tmp, fig=result.figure, fmt=Path(name).suffix[1:]:
-                              fig.savefig(tmp, format=fmt, dpi=110))
+                              fig.savefig(tmp, format=fmt, dpi=110, bbox_inches="tight"))
                 written.append(out / name)
             plt.close(result.figure)
             text += [f"{h}# {title}", "", f"![{title}]({names[0]})", "", result.caption, ""]

@@ -249,7 +249,7 @@ def prompt_figure(runs: list[Run], model: str) -> Drawn | Skipped:
         ax.set_ylabel(SHORT_MEASURES[family])
         ax.set_title(f"{family}; plain recipe: {describe(tuple(parse_recipe(plain).fields().items()))}", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3))  # below: the bars fill the panel
     fig.tight_layout()
     effects = prompt_effects(runs)
     return Drawn(fig, "Scores of prompt read-outs (the templated text's read-out slot `pool=mask`, with "
