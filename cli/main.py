@@ -269,6 +269,7 @@ from cli.eval_cmd import eval_command  # noqa: E402
 
 hs.add_command(eval_command, "eval")
 hs.add_command(__import__("cli.steps_cmd", fromlist=["_"]).steps_command, "steps")
+hs.add_command(__import__("cli.report_cmd", fromlist=["_"]).report_command, "report")
 
 if __name__ == "__main__":
     hs()

@@ -1,0 +1,150 @@
+"""Reading ``hs eval --json`` files back: one ``Run`` per record, checked before anything is drawn.
+
+A report compares recipes, so it refuses what would make a comparison wrong: a file that is not hs
+results, a record it cannot read, two records of one recipe on one task with different scores, one
+task evaluated under different protocol options, and (unless asked for) results of several stores.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hsstore.errors import HsError, StoreError
+from hsstore.tasks import TASKS
+
+from ..recipe import Recipe, parse_recipe
+
+canonical = functools.lru_cache(maxsize=None)(parse_recipe)  # recipes repeat over tasks; Recipe is immutable
+
+FAMILIES = ("sts", "clustering", "classification")  # the report's families, in its order
+MEASURES = {"sts": "Spearman's rho x100 of cosine similarity", "clustering": "V-measure x100",
+            "classification": "accuracy x100"}
+SHORT_MEASURES = {"sts": "Spearman x100", "clustering": "V-measure x100", "classification": "accuracy x100"}
+REQUIRED = ("hs_task", "scores", "recipe", "store")
+OPTION_KEYS = ("options", "protocol")  # where a results file may record its evaluation protocol
+
+
+def report_family(task_id: str) -> str:
+    """The task's family in the report: pair-classification counts as classification."""
+    family = TASKS[task_id].family
+    return "classification" if family == "pair-classification" else family
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (recipe, task) evaluation as a report sees it; ``score`` is the main score x100."""
+    task: str
+    family: str
+    recipe: Recipe
+    score: float
+    store: str  # the store's identity
+    model: str
+    path: str  # the store's path when it was evaluated
+    options: str = ""  # the protocol options as canonical JSON, "" when the file does not record them
+    diagnostics: dict = field(default_factory=dict, compare=False)
+    where: str = ""  # FILE record N, for messages
+    hs_version: str = ""
+
+    @property
+    def key(self) -> str:
+        return str(self.recipe)
+
+
+def _not_results(path: Path, why: str) -> HsError:
+    return HsError(f"{path} is not an hs results file ({why}); give files written by `hs eval --json FILE`")
+
+
+def _main_score(path: Path, i: int, scores) -> float:
+    if not isinstance(scores, dict) or len(scores) != 1:
+        raise _not_results(path, f"record {i}: 'scores' must hold one split")
+    (entries,) = scores.values()
+    if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
+        raise _not_results(path, f"record {i}: its split holds no score list")
+    value = entries[0].get("main_score")
+    # hs writes MTEB's 0-1 scale: a value outside [-1, 1] is another scale or another tool's file
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > 1:
+        raise _not_results(path, f"record {i}: main_score {value!r} is not a number on the 0-1 scale")
+    return 100 * float(value)
+
+
+def _run(path: Path, i: int, rec) -> Run:
+    if not isinstance(rec, dict):
+        raise _not_results(path, f"record {i} is not an object")
+    missing = [k for k in REQUIRED if k not in rec]
+    if missing:
+        raise _not_results(path, f"record {i} has no {', '.join(map(repr, missing))}")
+    task = rec["hs_task"]
+    if task not in TASKS or TASKS[task].family == "corpus":
+        raise HsError(f"{path} record {i}: {task!r} is not an evaluation task of this hs (`hs tasks` lists them)")
+    store = rec["store"]
+    if not isinstance(store, dict) or not {"identity", "model"} <= store.keys():
+        raise _not_results(path, f"record {i}: 'store' lacks identity and model")
+    try:
+        recipe = canonical(str(rec["recipe"]))
+    except HsError as exc:
+        raise HsError(f"{path} record {i}: cannot read its recipe: {exc}") from None
+    options = next((rec[k] for k in OPTION_KEYS if k in rec), None)
+    diagnostics = {k: float(v) for k, v in (rec.get("diagnostics") or {}).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    return Run(task, report_family(task), recipe, _main_score(path, i, rec["scores"]), str(store["identity"]),
+               str(store["model"]), str(store.get("path", "")),
+               json.dumps(options, sort_keys=True) if options is not None else "", diagnostics, f"{path} record {i}",
+               str((rec.get("versions") or {}).get("hs", "")))
+
+
+def read_file(path: Path) -> list[Run]:
+    if not path.is_file():
+        raise StoreError(f"results file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _not_results(path, f"not JSON: {exc}") from None
+    if not isinstance(data, list) or not data:
+        raise _not_results(path, "expected a non-empty JSON array of records")
+    return [_run(path, i, rec) for i, rec in enumerate(data)]
+
+
+def _check_options(runs: list[Run]) -> None:
+    seen: dict[tuple[str, str], Run] = {}
+    for r in runs:
+        first = seen.setdefault((r.store, r.task), r)
+        if first.options != r.options:
+            raise HsError(f"task {r.task} was evaluated under different protocol options ({first.where}: "
+                          f"{first.options or 'none recorded'}; {r.where}: {r.options or 'none recorded'}); "
+                          "report them separately")
+
+
+def _deduplicate(runs: list[Run]) -> list[Run]:
+    """One run per (store, recipe, task); the same run twice (overlapping files) counts once."""
+    seen: dict[tuple[str, str, str], Run] = {}
+    for r in runs:
+        first = seen.setdefault((r.store, r.key, r.task), r)
+        if first is not r and abs(first.score - r.score) > 1e-9:
+            raise HsError(f"{first.where} and {r.where} give recipe {r.key} on {r.task} different scores "
+                          f"({first.score:.4f} and {r.score:.4f}); keep one of them")
+    return list(seen.values())
+
+
+def stores(runs: list[Run]) -> list[tuple[str, str, str]]:
+    """(identity, model, path) of each store, in first-seen order (a store moved since counts once)."""
+    seen: dict[str, tuple[str, str, str]] = {}
+    for r in runs:
+        seen.setdefault(r.store, (r.store, r.model, r.path))
+    return list(seen.values())
+
+
+def load(paths: list[Path], mixed_stores: bool = False) -> list[Run]:
+    """Every run of the files, checked; several stores only with ``mixed_stores``."""
+    if not paths:
+        raise HsError("give at least one results file (hs eval --json FILE writes one)")
+    runs = [r for p in paths for r in read_file(Path(p))]
+    found = list(dict.fromkeys((r.store, r.model) for r in runs))
+    if len(found) > 1 and not mixed_stores:
+        names = "; ".join(f"{model} (store identity {identity})" for identity, model in found)
+        raise HsError(f"the results come from {len(found)} stores: {names}; report each store separately, "
+                      "or pass --mixed-stores for one section per store")
+    _check_options(runs)
+    return _deduplicate(runs)
