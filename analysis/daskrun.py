@@ -107,7 +107,7 @@ def run_on_dask(engine, work: list, address: str, diagnostics: bool, done=None) 
     client = connect(address)
     try:
         if address.startswith("local:"):  # N single-threaded workers share this machine's cores
-            numba_threads = max(1, len(os.sched_getaffinity(0)) // len(client.scheduler_info()["workers"]))
+            numba_threads = max(1, len(os.sched_getaffinity(0)) // int(address.split(":")[1]))
         disk = engine.pooler.disk is not None
         ctx = (uuid.uuid4().hex, path, engine.options, disk, numba_threads)
         pooled: dict = {}
