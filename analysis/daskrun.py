@@ -98,6 +98,7 @@ def pooling_units(engine, recipe, task) -> list[tuple[str, object]]:
 def run_on_dask(engine, work: list, address: str, diagnostics: bool, done=None) -> list:
     """``[engine.evaluate(task, recipe) for recipe, task in work]`` on the workers of ``address``, in
     the order of ``work``; ``done()`` after each evaluation."""
+    from distributed import KilledWorker
     from dask.distributed import as_completed
 
     path = str(engine.store.path)
@@ -108,7 +109,7 @@ def run_on_dask(engine, work: list, address: str, diagnostics: bool, done=None) 
     try:
         if address.startswith("local:"):  # N single-threaded workers share this machine's cores
             numba_threads = max(1, len(os.sched_getaffinity(0)) // int(address.split(":")[1]))
-        disk = engine.pooler.disk is not None
+        disk = engine.pooler.disk is not None and engine.pooler.disk.enabled
         ctx = (uuid.uuid4().hex, path, engine.options, disk, numba_threads)
         pooled: dict = {}
         evals = []
@@ -124,7 +125,11 @@ def run_on_dask(engine, work: list, address: str, diagnostics: bool, done=None) 
         index = {f.key: i for i, f in enumerate(evals)}
         results: list = [None] * len(evals)
         for fut in as_completed(evals):
-            results[index[fut.key]] = fut.result()  # re-raises a worker's error (an HsError stays one line)
+            try:
+                results[index[fut.key]] = fut.result()  # re-raises a worker's error (an HsError stays one line)
+            except KilledWorker:
+                raise EnvError("dask workers died while running an evaluation (out of memory?); see the workers' "
+                               "logs, give them more memory or run fewer per machine") from None
             if done:
                 done()
         return results
