@@ -118,20 +118,20 @@ def test_pooling_units_are_what_an_evaluation_reads(tiny_store, tmp_path, monkey
 
 # --- bounded memory: pooling streams blocks of sentences -----------------------------------------
 
-@pytest.mark.parametrize("mode", ["mean", "max", "first", "last"])
-def test_streamed_pooling_equals_pooling_the_whole_layer(tiny_store, mode):
+def test_streamed_pooling_equals_pooling_the_whole_layer(tiny_store):
     store = hsstore.open(tiny_store)
     rng = np.random.default_rng(0)
     # one sentence a read (blocks shorter than a sentence), a few sentences, thousands, all at once
-    for name, blocks in (("mine", (1, 7)), ("sts17", (64,)), ("wikitext2", (20000, 10 ** 9))):
+    for name, blocks in (("mine", (1, 7)), ("wikitext2", (50000, 10 ** 9))):
         corpus = store.corpus(name)
         weights = (rng.random(corpus.n_tokens) * (rng.random(corpus.n_tokens) > 0.2)).astype(np.float32)
         whole = np.stack([corpus.layer(1), corpus.layer(2)])
-        expected = pool_states(whole, [0.3, 0.7], corpus.offsets, weights, mode)
-        for block in blocks:
-            states = pooling.StoredStates(corpus, [1, 2], block_tokens=block)
-            got = pooling.pool_streamed(states, [0.3, 0.7], corpus.offsets, weights, mode)
-            np.testing.assert_array_equal(got, expected)
+        for mode in ("mean", "max", "first", "last"):
+            expected = pool_states(whole, [0.3, 0.7], corpus.offsets, weights, mode)
+            for block in blocks:
+                states = pooling.StoredStates(corpus, [1, 2], block_tokens=block)
+                got = pooling.pool_streamed(states, [0.3, 0.7], corpus.offsets, weights, mode)
+                np.testing.assert_array_equal(got, expected, err_msg=f"{name} {mode} block {block}")
 
 
 def test_eval_and_the_avg_table_never_read_a_whole_layer(tiny_store, monkeypatch):
