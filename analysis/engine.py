@@ -136,20 +136,24 @@ class Engine:
         return Result(recipe, task, scores, seconds, diag)
 
     def run(self, tasks: list[Task], recipes: list[Recipe], diagnostics: bool = False, progress: bool = True,
-            jobs: int | None = None) -> list[Result]:
-        """Every (recipe, task) evaluation, ``jobs`` at a time (default: all cores), in recipe-major order.
+            jobs: int | None = None, scheduler: str | None = None) -> list[Result]:
+        """Every (recipe, task) evaluation, ``jobs`` at a time (default: all cores), in recipe-major order;
+        with ``scheduler`` (``local:N`` or a dask scheduler's address), on dask workers (daskrun.py).
 
         Each evaluation runs single-threaded in BLAS/OpenMP (threadpoolctl), so that workers do not
-        oversubscribe the cores and the numbers do not depend on ``jobs``."""
+        oversubscribe the cores and the numbers depend on neither ``jobs`` nor the scheduler."""
         from tqdm import tqdm
 
         from .parallel import run_ordered
 
         self.check(tasks, recipes)
-        for task in tasks:
-            self.evaluator(task)  # built once, up front (they map texts to sentence ids)
         work = [(recipe, task) for recipe in recipes for task in tasks]
         with tqdm(total=len(work), desc="eval", unit="eval", disable=None if progress else True, dynamic_ncols=True) as bar:
+            if scheduler:
+                from .daskrun import run_on_dask
+                return run_on_dask(self, work, scheduler, diagnostics, done=bar.update)
+            for task in tasks:
+                self.evaluator(task)  # built once, up front (they map texts to sentence ids)
             return run_ordered(lambda item: self.evaluate(item[1], item[0], diagnostics), work, jobs,
                                done=bar.update)
 

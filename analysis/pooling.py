@@ -4,15 +4,18 @@ Mean pooling (weighted or not) and first/last-token picks are linear in the toke
 pooled matrix of a layer mix is the same mix of per-layer pooled matrices: those are computed once
 per (view, corpus, layer, pooling, token weights) and cached outside the store, keyed by the
 store's identity and the corpus fingerprint. Max pooling over a mean of several layers is not
-linear and reads the tokens of all its layers at once.
+linear and reads the tokens of all its layers together.
+
+Stored states are read a block of whole sentences at a time (about ``BLOCK_CHUNKS`` stored chunks
+per layer): memory holds one block and the pooled output, never a whole layer, whatever the size
+of the corpus. Each sentence is pooled by the same kernel over the same tokens as from a whole
+layer, so the numbers are identical.
 
 A view mix (``ctx*0.8+avg*0.2``) is the weighted sum of its parts' sentence vectors, each scaled
 to unit length first; a part of weight 0 is left out, and a mix with one part left is that part
 unchanged (views.py, docs/recipes.md).
 """
 from __future__ import annotations
-
-from collections import OrderedDict
 
 import numpy as np
 
@@ -26,22 +29,48 @@ from .steps import Step, StepType, register
 from .tokens import Stream, check_level, token_weights
 
 
-class LayerCache:
-    """Recently read layers (n_tokens, hidden) in their stored dtype, within a byte budget."""
+class StoredStates:
+    """Stored states of some layers of a corpus, read a block of tokens at a time (never whole)."""
 
-    def __init__(self, budget_bytes: int):
-        self.budget, self.items = budget_bytes, OrderedDict()
+    def __init__(self, corpus: Corpus, layers: list[int], block_tokens: int | None = None):
+        self.corpus, self.layers = corpus, layers
+        self.block_tokens = block_tokens or BLOCK_CHUNKS * int(corpus.store.settings["chunk_tokens"])
 
-    def get(self, corpus: Corpus, layer: int) -> np.ndarray:
-        key = (corpus.fingerprint, layer)
-        if key in self.items:
-            self.items.move_to_end(key)
-            return self.items[key]
-        arr = corpus.layer(layer)
-        self.items[key] = arr
-        while sum(a.nbytes for a in self.items.values()) > self.budget and len(self.items) > 1:
-            self.items.popitem(last=False)
-        return arr
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """(K, stop - start, hidden) in the stored dtype."""
+        blocks = [self.corpus.layer_rows(layer, start, stop) for layer in self.layers]
+        return blocks[0][None] if len(blocks) == 1 else np.stack(blocks)
+
+
+BLOCK_CHUNKS = 4  # stored chunks read at once: memory holds this many (per layer mixed), never a corpus
+
+
+def sentence_blocks(offsets: np.ndarray, block_tokens: int) -> list[tuple[int, int]]:
+    """Runs of whole sentences (s0, s1) of at most ``block_tokens`` tokens (a longer sentence alone)."""
+    out, s0, n = [], 0, len(offsets) - 1
+    while s0 < n:
+        s1 = int(np.searchsorted(offsets, offsets[s0] + block_tokens, side="right")) - 1
+        s1 = min(max(s1, s0 + 1), n)
+        out.append((s0, s1))
+        s0 = s1
+    return out
+
+
+def pool_streamed(states: StoredStates, layer_weights, offsets: np.ndarray, token_weights: np.ndarray,
+                  mode: str) -> np.ndarray:
+    """``pool_states`` over stored states read block by block: each sentence is pooled by the same
+    kernel over the same tokens, so the result is identical to pooling the whole layer at once."""
+    from .kernels import pool_states
+
+    blocks = sentence_blocks(offsets, states.block_tokens)
+    if not blocks:  # no sentences: the kernel's empty result
+        return pool_states(states.rows(0, 0), layer_weights, offsets, token_weights, mode)
+    parts = []
+    for s0, s1 in blocks:
+        t0, t1 = int(offsets[s0]), int(offsets[s1])
+        parts.append(pool_states(states.rows(t0, t1), layer_weights, offsets[s0:s1 + 1] - t0,
+                                 token_weights[t0:t1], mode))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 # ---- pooling steps -------------------------------------------------------------------------------
@@ -110,23 +139,27 @@ class MeanSqrtLen(Pooling):
 
 
 def pool(states, layer_weights, stream: Stream, weights, step: Step, rows=None, layer=None) -> np.ndarray:
-    """Pool with a registered pooling step (its kernel plus what it does around it). ``layer``: the
+    """Pool with a registered pooling step (its kernel plus what it does around it). ``states``: an
+    array (a static view's table, with ``rows``) or ``StoredStates`` (streamed). ``layer``: the
     model layer pooled, for steps that read more of it (denoising the read-out slot: prompts.py)."""
     from .kernels import pool_states  # numba loads only when needed (not for `hs --help`)
 
     p = step.build()
     p.layer = layer
-    X = pool_states(states, layer_weights, stream.offsets, p.prepare(weights, stream), p.KERNEL, rows)
+    w = np.asarray(p.prepare(weights, stream), dtype=np.float32)
+    if isinstance(states, StoredStates):
+        X = pool_streamed(states, layer_weights, np.asarray(stream.offsets, dtype=np.int64), w, p.KERNEL)
+    else:
+        X = pool_states(states, layer_weights, stream.offsets, w, p.KERNEL, rows)
     return p.finish(X, weights, stream)
 
 
 # ---- the pooler ----------------------------------------------------------------------------------
 
 class Pooler:
-    def __init__(self, store: Store, disk_cache: bool = True, layer_budget_bytes: int = 4 << 30):
+    def __init__(self, store: Store, disk_cache: bool = True):
         self.store = store
         self.disk = DiskCache("matrices") if disk_cache else None
-        self.layers = LayerCache(layer_budget_bytes)
         self.pooled: dict[tuple, np.ndarray] = {}
         self.weights: dict[tuple, tuple[np.ndarray, str]] = {}
         self.tables: dict[tuple, np.ndarray] = {}
@@ -183,15 +216,18 @@ class Pooler:
             self.weights[tkey] = token_weights(recipe, streams["task"], streams)
         return streams["task"], *self.weights[tkey]
 
-    def source(self, view, vkey: str, corpus: Corpus, layer: int | None):
-        """(states or table, rows) for the kernels: stored states, or a table gathered by token id."""
+    def source(self, view, vkey: str, corpus: Corpus, layers: list[int | None]):
+        """(states, rows) for the kernels: stored states of ``layers``, streamed, or the view's tables
+        of them (K, V, H), gathered by token id."""
         if view.NAME == "ctx":
-            return self.layers.get(corpus, layer), None
+            return StoredStates(corpus, layers), None
         if hasattr(view, "states_of"):  # contextual states of the task's templated variant (prompts.py)
-            return self.layers.get(view.states_of(corpus), layer), None
-        if (vkey, layer) not in self.tables:
-            self.tables[(vkey, layer)] = view.table(self, layer)
-        return self.tables[(vkey, layer)], view.stream(corpus).ids
+            return StoredStates(view.states_of(corpus), layers), None
+        for layer in layers:
+            if (vkey, layer) not in self.tables:
+                self.tables[(vkey, layer)] = view.table(self, layer)
+        tables = [self.tables[(vkey, layer)] for layer in layers]
+        return tables[0] if len(tables) == 1 else np.stack(tables), view.stream(corpus).ids
 
     def embed_view(self, corpus: Corpus, recipe: Recipe, vstep: Step) -> np.ndarray:
         view = vstep.build()
@@ -203,10 +239,9 @@ class Pooler:
         if not recipe.pool.cls.LINEAR and recipe.combine == "mean" and len(layers) > 1:
             key = (vkey, stream.key, tuple(layers), str(recipe.pool), "mix", wkey)
             if key not in self.pooled:
-                sources = [self.source(view, vkey, corpus, layer) for layer in layers]
-                states = np.stack([s for s, _ in sources])
+                states, rows = self.source(view, vkey, corpus, layers)
                 self.pooled[key] = pool(states, np.full(len(layers), 1 / len(layers)), stream, weights,
-                                        recipe.pool, sources[0][1])
+                                        recipe.pool, rows)
                 if hasattr(view, "align"):  # rows in the task corpus's order (prompts.py)
                     self.pooled[key] = view.align(self.pooled[key], corpus)
                 self.stats["computed"] += 1
@@ -229,7 +264,7 @@ class Pooler:
             return self.pooled[key]
 
         def compute():
-            states, rows = self.source(view, vkey, corpus, layer)
+            states, rows = self.source(view, vkey, corpus, [layer])
             X = pool(states, [1.0], stream, weights, pool_step, rows, layer)
             return view.align(X, corpus) if hasattr(view, "align") else X  # rows in the task corpus's order
 

@@ -141,8 +141,9 @@ def state_sums(corpus, layer: int, vocab_size: int, block_tokens: int | None = N
     """Sum of one layer's states per token id over a corpus, streamed a few chunks at a time:
     memory holds the (V, H) float64 sums and one block, never the corpus."""
     from .kernels import add_by_id  # numba loads only when needed (not for `hs --help`)
+    from .pooling import BLOCK_CHUNKS
 
-    block = block_tokens or 4 * int(corpus.store.settings["chunk_tokens"])
+    block = block_tokens or BLOCK_CHUNKS * int(corpus.store.settings["chunk_tokens"])
     ids = corpus.all_token_ids
     sums = np.zeros((vocab_size, corpus.store.hidden_size), dtype=np.float64)
     for start in range(0, corpus.n_tokens, block):

@@ -69,7 +69,7 @@ def recipe_times(store, recipes: list[str], repeats: int) -> dict:
         recipe = parse_recipe(text)
 
         def run(recipe=recipe):
-            engine.pooler.pooled.clear()  # recompute the pooled matrices; states and tables stay
+            engine.pooler.pooled.clear()  # recompute the pooled matrices; tables stay, states are read again
             return [engine.evaluate(t, recipe).main_score for t in tasks]
 
         scores = run()  # warm up: read states, build tables, compile

@@ -68,6 +68,9 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
                    "closed-form CV (fast, for grids); mteb: MTEB's few-shot protocol with each task's own settings.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Evaluations run at once, each single-threaded [default: all cores]. Results do not depend on it.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run the evaluations on dask.distributed workers: local:N (N worker processes here) or a "
+                   "scheduler's address (tcp://host:8786; workers open the store from its path). Same scores.")
 @click.option("--diagnostics", is_flag=True, help="Also report isotropy, alignment and uniformity.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), metavar="FILE",
               help="Write hs's JSON: one record per run, MTEB score keys plus recipe, store and versions ('-': stdout).")
@@ -81,7 +84,8 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk pooled-matrix cache.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def eval_command(store, tasks, recipes, grid_file, view, layers, combine, pool, drop, weights, post, sts_aggregate,
-                 clustering, seeds, classification, jobs, diagnostics, json_out, csv_out, mteb_dir, plot_out, no_cache, quiet):
+                 clustering, seeds, classification, jobs, scheduler, diagnostics, json_out, csv_out, mteb_dir, plot_out,
+                 no_cache, quiet):
     """Evaluate recipes on tasks from a store, without the model.
 
     A recipe fixes view, layers, token filter, weights, pooling and post-processing
@@ -93,6 +97,7 @@ def eval_command(store, tasks, recipes, grid_file, view, layers, combine, pool, 
       hs eval runs/minilm --task stsb --layers last --pool mean
       hs eval runs/minilm --layers last --layers first-last --pool mean --pool max
       hs eval runs/minilm -r 'layers=all;weights=idf@wikitext2;post=whiten@wikitext2+l2' --json out.json
+      hs eval runs/minilm --layers all --pool mean --pool max --scheduler local:2
     """
     import hsstore
     from analysis.engine import Engine, resolve_tasks
@@ -103,6 +108,8 @@ def eval_command(store, tasks, recipes, grid_file, view, layers, combine, pool, 
     to_stdout = [o for o in (json_out, csv_out) if o is not None and str(o) == "-"]
     if len(to_stdout) > 1:
         raise HsError("only one of --json and --csv can write to stdout ('-')")
+    if scheduler and jobs:
+        raise HsError("--jobs and --scheduler do not combine: the scheduler's workers set the parallelism")
     st = hsstore.open(store)
     axis_values = dict(zip(AXES, (view, layers, combine, pool, drop, weights, post)))
     # -r model: the model's own sentence-transformers pipeline, as stored with the dump
@@ -113,7 +120,8 @@ def eval_command(store, tasks, recipes, grid_file, view, layers, combine, pool, 
     options = {"sts_aggregate": sts_aggregate, "clustering": clustering, "seeds": seeds,
                "classification": classification}
     engine = Engine(st, options, disk_cache=not no_cache)
-    results = engine.run(task_list, recipe_list, diagnostics=diagnostics, progress=not quiet, jobs=jobs)
+    results = engine.run(task_list, recipe_list, diagnostics=diagnostics, progress=not quiet, jobs=jobs,
+                         scheduler=scheduler)
     # the table goes to stdout unless a data file does; notes always go to stderr, so stdout parses as-is
     if recipe_line(results):
         click.echo(recipe_line(results), err=True)

@@ -366,6 +366,12 @@ class Corpus:
         """Tokens start..stop of one layer (stop - start, hidden), stored dtype: to stream a corpus."""
         return self._read_hidden(self.store.layer_position(layer), slice(start, stop))
 
+    def dask_layer(self, layer: int):
+        """One layer as a lazy dask array (n_tokens, hidden), chunked like the store, read with the
+        same checks as ``layer`` (needs ``pip install 'hs[dask]'``)."""
+        from .daskarray import layer_array
+        return layer_array(self, layer)
+
     @property
     def stored_dtype(self) -> np.dtype:
         return np.dtype(self._node.array("hidden").dtype)
