@@ -82,9 +82,12 @@ def hs():
 @click.option("--attention-diagonals", is_flag=True,
               help="Also store each token's self-attention weight a_ii for every layer and head (for "
                    "weights=ditto; runs eager attention).")
+@click.option("--shard", metavar="K/N",
+              help="Dump only part K of N (one process per GPU or machine, same command otherwise) into "
+                   "OUT/shards/K-of-N; `hs merge OUT` joins the N parts (docs/scale.md).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip_empty, out, layers, dtype, max_length,
-         batch_tokens, chunk_tokens, device, precision, templates, attention_diagonals, quiet):
+         batch_tokens, chunk_tokens, device, precision, templates, attention_diagonals, shard, quiet):
     """Run a model once over corpora and store every layer's hidden state of every token.
 
     Resumable: if a dump is killed, run the same command again; it continues from the last
@@ -98,6 +101,9 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
       hs dump --corpus-file wiki.train.raw --corpus-format wikitext --corpus-name wikitext2-train --out runs/minilm
       hs dump --task stsb --template promptbert --out runs/minilm        # corpora stsb~promptbert(~empty)
       hs dump --task stsb --attention-diagonals --out runs/minilm-ditto
+      CUDA_VISIBLE_DEVICES=0 hs dump --task stsb --shard 1/2 --out runs/minilm &   # one per GPU,
+      CUDA_VISIBLE_DEVICES=1 hs dump --task stsb --shard 2/2 --out runs/minilm &   # then:
+      wait; hs merge runs/minilm
     """
     from hsstore.corpusfile import read_corpus_file
     from hsstore.dump import CorpusSource, run_dump
@@ -107,6 +113,9 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
 
     if not tasks and not files:
         raise HsError("nothing to dump: give --task TASK (see `hs tasks`) or --corpus-file FILE")
+    if shard is not None:
+        from hsstore.shards import parse_shard
+        shard = parse_shard(shard)
     if corpus_name and len(files) != 1:
         raise HsError("--corpus-name names a single --corpus-file")
     sources = []
@@ -122,9 +131,33 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
     summary = run_dump(model, sources, out, layers, dtype, max_length, batch_tokens, chunk_tokens=chunk_tokens,
                        device=device,
                        precision=precision, progress=not quiet, log=lambda m: click.echo(m, err=True),
-                       attention_diagonals=attention_diagonals)
+                       attention_diagonals=attention_diagonals, shard=shard)
+    if shard:
+        click.echo(f"stored shard {shard[0]}/{shard[1]} of {len(summary)} corpora in {out}; once all {shard[1]} "
+                   f"are done: hs merge {out}")
+        return
     click.echo(f"stored {len(summary)} corpora in {out}")
     _print_info(out)
+
+
+@hs.command()
+@click.argument("store", type=click.Path(path_type=Path))
+def merge(store):
+    """Join the parts of a sharded dump (hs dump --shard K/N --out STORE) into STORE: the same files a
+    dump in one process writes. Checks that all N parts are there, finished and made by the same
+    command; moves their chunk files in (no copy) and removes STORE/shards. Resumable: if it is
+    killed, run it again.
+
+    \b
+    Example:
+      hs dump --task stsb --shard 1/2 --out runs/minilm & hs dump --task stsb --shard 2/2 --out runs/minilm
+      wait; hs merge runs/minilm
+    """
+    from hsstore.shards import merge as run_merge
+
+    merged = run_merge(store, log=lambda m: click.echo(m, err=True))
+    click.echo(f"merged {len(merged)} corpora into {store}")
+    _print_info(store)
 
 
 @hs.command()

@@ -1,0 +1,121 @@
+"""Sharded dumps: parts dumped by separate processes and merged give the files of a one-process dump."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import hs
+from hsstore.shards import assign
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dump_args(model: Path, corpus: Path, out: Path, *extra: str) -> list[str]:
+    # small batches and chunks: several chunks per corpus, batches straddling the shards' boundaries
+    return ["dump", "--model", str(model), "--task", "sts17", "--corpus-file", str(corpus), "--batch-tokens", "256",
+            "--chunk-tokens", "64", "-q", "--out", str(out), *extra]
+
+
+def hs_ok(*args: str) -> str:
+    r = CliRunner().invoke(hs, list(args))
+    assert r.exit_code == 0, (r.output, r.exception)
+    return r.output
+
+
+def hs_error(*args: str) -> str:
+    r = CliRunner().invoke(hs, list(args))
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code != 0 and len(lines) == 1 and lines[0].startswith("hs: error:"), (r.output, r.exception)
+    return lines[0]
+
+
+def start(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def snapshot(path: Path) -> dict[str, str]:
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    from hsstore.tasks import get_task
+
+    path = tmp_path_factory.mktemp("shards") / "wiki.txt"
+    path.write_text("\n".join(get_task("wikitext2").texts()[:120]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_model, corpus) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("shards") / "one-process"
+    hs_ok(*dump_args(tiny_model, corpus, out))
+    return snapshot(out)
+
+
+def test_assign_tiles_the_chunks_in_order():
+    counts = [("a", 5), ("b", 1), ("c", 7)]
+    for n in (1, 2, 3, 13, 20):
+        parts = [assign(counts, k, n) for k in range(1, n + 1)]
+        for name, count in counts:  # each corpus's ranges follow each other from 0 to its chunk count
+            edges = [parts[0][name][0]] + [p[name][1] for p in parts]
+            assert edges[0] == 0 and edges[-1] == count and edges == sorted(edges)
+            assert all(parts[k][name][0] == parts[k - 1][name][1] for k in range(1, n))
+        sizes = [sum(b - a for a, b in p.values()) for p in parts]
+        assert max(sizes) - min(sizes) <= 1
+
+
+def test_two_processes_one_killed_then_merged_equal_one_process_dump(tmp_path, tiny_model, corpus, reference):
+    out = tmp_path / "sharded"
+    # shard 1 is SIGKILLed after its second commit while shard 2 runs beside it
+    first = start(*dump_args(tiny_model, corpus, out, "--shard", "1/2"), env={"HS_FAULT_KILL_AFTER": "shard-commit:2"})
+    second = start(*dump_args(tiny_model, corpus, out, "--shard", "2/2"))
+    assert second.wait(timeout=300) == 0, second.stderr.read()
+    assert first.wait(timeout=300) == -9, first.stderr.read()
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["1-of-2", "2-of-2"]
+    assert not (out / "zarr.json").exists()  # nothing is a store before the merge
+    assert "has not finished corpus" in hs_error("merge", str(out))
+    report = CliRunner().invoke(hs, ["verify", str(out), "--deep"])
+    assert report.exit_code == 0 and "rerun its hs dump --shard 1/2" in report.output, report.output
+    hs_ok(*dump_args(tiny_model, corpus, out, "--shard", "1/2"))  # resumes
+    # a merge killed after moving the first shard's chunks of the first corpus, then rerun
+    killed = start("merge", str(out), env={"HS_FAULT_KILL_AFTER": "shard-moved"})
+    assert killed.wait(timeout=300) == -9, killed.stderr.read()
+    assert "incomplete" in hs_ok("info", str(out))  # half merged: readable, but not as complete
+    assert "no complete corpus" in hs_error("eval", str(out), "--task", "sts17", "-r", "layers=last;pool=mean")
+    hs_ok("verify", str(out), "--deep")
+    hs_ok("merge", str(out))
+    assert snapshot(out) == reference  # every file, chunk files and metadata, byte for byte
+    hs_ok("verify", str(out), "--deep")
+
+
+def test_merge_refuses_mismatched_or_missing_shards(tmp_path, tiny_model, corpus):
+    out = tmp_path / "s"
+    hs_ok(*dump_args(tiny_model, corpus, out, "--shard", "1/2"))
+    assert "shard 2/2 of" in hs_error("merge", str(out)) and "missing" in hs_error("merge", str(out))
+    # another N beside it: refused at the dump already
+    assert "2-way dump" in hs_error(*dump_args(tiny_model, corpus, out, "--shard", "1/3"))
+    # another batch size: another plan; the merge names the difference
+    args = dump_args(tiny_model, corpus, out, "--shard", "2/2")
+    args[args.index("--batch-tokens") + 1] = "512"
+    hs_ok(*args)
+    assert "batch_tokens" in hs_error("merge", str(out))
+    assert not (out / "zarr.json").exists()
+
+
+@pytest.mark.parametrize("spec", ["0/2", "3/2", "2", "a/b", "1/0", "-1/2"])
+def test_bad_shard_values_are_one_line_errors(tmp_path, tiny_model, corpus, spec):
+    assert "--shard" in hs_error(*dump_args(tiny_model, corpus, tmp_path / "s", "--shard", spec))
+    assert not (tmp_path / "s").exists()
+
+
+def test_merge_without_shards_is_an_error(tmp_path):
+    assert "no shards to merge" in hs_error("merge", str(tmp_path))
