@@ -401,10 +401,11 @@ class ChunkFiles:
 
 
 def write_threads() -> int:
-    """Threads that write chunk files: ``$HS_WRITE_THREADS``, else up to 4 (crc32c and file writes release
-    the GIL; docs/performance.md has the measurement)."""
+    """Threads that write chunk files: ``$HS_WRITE_THREADS``, else half the CPUs, at most 4 (CRC-32C
+    and file writes release the GIL, but on two cores the model and the writer already share them:
+    benchmarks/writer.py, docs/performance.md)."""
     env = os.environ.get("HS_WRITE_THREADS")
-    return max(1, int(env)) if env and env.isdigit() else min(4, os.cpu_count() or 1)
+    return max(1, int(env)) if env and env.isdigit() else max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}

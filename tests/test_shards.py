@@ -134,3 +134,34 @@ def test_bad_shard_values_are_one_line_errors(tmp_path, tiny_model, corpus, spec
 
 def test_merge_without_shards_is_an_error(tmp_path):
     assert "no shards to merge" in hs_error("merge", str(tmp_path))
+
+
+def test_parallel_and_serial_chunk_writers_write_identical_files(tmp_path, tiny_model, corpus, monkeypatch):
+    import numpy as np
+    import zarr
+    from zarr.codecs import Crc32cCodec
+
+    from hsstore.writer import ChunkFiles
+
+    # the writer's threads against zarr's own codec pipeline (an independent encoder), chunk by chunk
+    data = np.random.default_rng(0).standard_normal((3, 1000, 16)).astype(np.float16)
+    jobs = [(data[layer:layer + 1, col * 128:(col + 1) * 128], (layer, col, 0)) for layer in range(3) for col in range(8)]
+    trees = {}
+    for way in (1, 3, "zarr"):
+        g = zarr.open_group(str(tmp_path / str(way)), mode="w")
+        arr = g.create_array("h", shape=data.shape, chunks=(1, 128, 16), dtype=np.float16,
+                             compressors=[Crc32cCodec()], fill_value=0)
+        if way == "zarr":
+            arr[...] = data
+        else:
+            crcs = ChunkFiles(arr, tmp_path / str(way)).write_many(jobs, threads=way)
+            assert len(set(crcs)) == len(jobs)
+        trees[way] = snapshot(tmp_path / str(way) / "h" / "c")
+    assert len(trees[1]) == 24 and trees[1] == trees[3] == trees["zarr"]
+    # and a whole dump: one writer thread and four
+    stores = {}
+    for threads in ("1", "4"):
+        monkeypatch.setenv("HS_WRITE_THREADS", threads)
+        hs_ok(*dump_args(tiny_model, corpus, tmp_path / f"dump{threads}"))
+        stores[threads] = snapshot(tmp_path / f"dump{threads}")
+    assert stores["1"] == stores["4"]
