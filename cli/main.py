@@ -85,9 +85,14 @@ def hs():
 @click.option("--shard", metavar="K/N",
               help="Dump only part K of N (one process per GPU or machine, same command otherwise) into "
                    "OUT/shards/K-of-N; `hs merge OUT` joins the N parts (docs/scale.md).")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Run the shards as tasks on a Dask cluster (tcp://host:8786, or local:N for N local worker "
+                   "processes), one per worker, then merge; OUT must be on a file system all workers share.")
+@click.option("--shards", type=click.IntRange(min=1), help="With --dask: how many shards [default: one per worker].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip_empty, out, layers, dtype, max_length,
-         batch_tokens, chunk_tokens, device, precision, templates, attention_diagonals, shard, quiet):
+         batch_tokens, chunk_tokens, device, precision, templates, attention_diagonals, shard, dask_address, shards,
+         quiet):
     """Run a model once over corpora and store every layer's hidden state of every token.
 
     Resumable: if a dump is killed, run the same command again; it continues from the last
@@ -104,6 +109,7 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
       CUDA_VISIBLE_DEVICES=0 hs dump --task stsb --shard 1/2 --out runs/minilm &   # one per GPU,
       CUDA_VISIBLE_DEVICES=1 hs dump --task stsb --shard 2/2 --out runs/minilm &   # then:
       wait; hs merge runs/minilm
+      hs dump --task stsb --dask tcp://scheduler:8786 --out /shared/runs/minilm   # shards on Dask workers
     """
     from hsstore.corpusfile import read_corpus_file
     from hsstore.dump import CorpusSource, run_dump
@@ -116,6 +122,11 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
     if shard is not None:
         from hsstore.shards import parse_shard
         shard = parse_shard(shard)
+    if dask_address and (shard or attention_diagonals):
+        raise HsError("--dask runs every shard itself: drop --shard" if shard else
+                      "--attention-diagonals cannot be combined with --dask; dump those corpora in one process")
+    if shards and not dask_address:
+        raise HsError("--shards N goes with --dask; to dump one shard yourself, use --shard K/N")
     if corpus_name and len(files) != 1:
         raise HsError("--corpus-name names a single --corpus-file")
     sources = []
@@ -128,6 +139,18 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
         name = check_corpus_name(corpus_name or f.stem, user=True)
         sources.append(CorpusSource(name, texts, {"file": str(f), "column": column}))
     sources = with_templates(sources, list(templates))
+    if dask_address:
+        from hsstore.dask_dump import dump_on_dask
+        from hsstore.writer import check_output_path
+
+        check_output_path(out)
+        kwargs = {"model_name": model, "sources": sources, "out": out, "layers_spec": layers, "dtype": dtype,
+                  "max_length": max_length, "batch_tokens": batch_tokens, "chunk_tokens": chunk_tokens,
+                  "device": device, "precision": precision}
+        summary = dump_on_dask(dask_address, shards, kwargs, log=lambda m: click.echo(m, err=True))
+        click.echo(f"stored {len(summary)} corpora in {out}")
+        _print_info(out)
+        return
     summary = run_dump(model, sources, out, layers, dtype, max_length, batch_tokens, chunk_tokens=chunk_tokens,
                        device=device,
                        precision=precision, progress=not quiet, log=lambda m: click.echo(m, err=True),
