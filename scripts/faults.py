@@ -7,7 +7,7 @@ On a tiny random BERT (built here, no download) it runs:
   - sharded dumps (`hs dump --shard K/2`, `hs merge`, hsstore/shards.py): shard 1/2 SIGKILLed after
     each of its distinct writes; one of two shards running side by side SIGKILLed at a random moment;
     `hs merge` SIGKILLed after each of its distinct writes; each rerun, merged and compared with the
-    one-process dump, file by file;
+    one-process dump, file by file; and `hs dump --dask local:2` with a worker SIGKILLed mid-shard;
   - a full disk (a small tmpfs; the dump fails, the store is copied to a larger disk and resumed);
   - the corruption matrix: a chunk of each array missing, truncated or with a flipped byte, read
     by `hs eval` with a cold and with a warm cache, and checked by `hs verify --deep`.
@@ -201,6 +201,32 @@ class Drill:
             self.merge_and_compare(f"shard {victim}/2 random SIGKILL #{i + 1}" + ("" if killed else
                                                                                    " (finished first)"), store)
 
+    def dask_worker_kill(self) -> None:
+        """`hs dump --dask local:2`: one Dask worker process SIGKILLed while it dumps its shard; the
+        scheduler reruns the task, the shard resumes, and the merged store must equal the reference."""
+        case = "dask: worker SIGKILLed during its shard"
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            return self.record(case, "skipped", "the distributed package is not installed")
+        store = self.work / "dask"
+        proc = start_hs(*self.dump_args, "--dask", "local:2", "--out", str(store), env={"HS_FAULT_BATCH_DELAY": "0.05"})
+        started = store / "shards" / "1-of-2" / "corpora" / "wiki" / "zarr.json"
+        while not started.exists() and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True,
+                                 text=True).stdout.split()
+        if proc.poll() is not None or not workers:
+            proc.communicate()
+            return self.record(case, WRONG, "no worker to kill (the dump ended or failed first)")
+        os.kill(int(workers[0]), signal.SIGKILL)
+        _, err = proc.communicate(timeout=900)
+        if proc.returncode != 0:
+            return self.record(case, WRONG, "the dump failed: " + err.strip()[-100:])
+        same = snapshot(store) == self.clean_files
+        self.record(case, IDENTICAL if same else WRONG, "" if same else "files differ from the one-process dump")
+
     def merge_kill_points(self, points: list[str] = MERGE_KILL_POINTS) -> None:
         """`hs merge` SIGKILLed right after each of its distinct writes, then rerun."""
         ready = self.work / "shards-ready"
@@ -337,6 +363,7 @@ def main() -> int:
         drill.shard_kill_points()
         drill.merge_kill_points()
         drill.shard_random_kills(args.shard_kills, random.Random(args.seed))
+        drill.dask_worker_kill()
         drill.full_disk()
         drill.corruption(["hidden", "token_ids", "offsets"] if args.quick else ARRAYS)
         drill.random_kills(args.kills, random.Random(args.seed))
