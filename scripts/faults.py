@@ -18,6 +18,7 @@ count of each outcome.
 
     python scripts/faults.py                # the whole drill (a few minutes on two cores)
     python scripts/faults.py --kills 5 --quick
+    python scripts/faults.py --only shards  # the sharded dump, merge and Dask cases
 """
 from __future__ import annotations
 
@@ -350,6 +351,8 @@ def main() -> int:
     ap.add_argument("--shard-kills", type=int, default=4, help="random SIGKILLs of one shard of a 2-way dump "
                                                                     "(default 4)")
     ap.add_argument("--quick", action="store_true", help="three arrays in the corruption matrix, not all")
+    ap.add_argument("--only", choices=["dump", "shards"], help="only the plain dump's cases, or only the sharded "
+                                                                "dump's, merge's and Dask's cases")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     from conftest import build_tiny_model
@@ -359,14 +362,17 @@ def main() -> int:
     try:
         model = build_tiny_model(work / "model")
         drill = Drill(work, model, make_corpus(work / "wiki.txt", 400))
-        drill.kill_points()
-        drill.shard_kill_points()
-        drill.merge_kill_points()
-        drill.shard_random_kills(args.shard_kills, random.Random(args.seed))
-        drill.dask_worker_kill()
-        drill.full_disk()
-        drill.corruption(["hidden", "token_ids", "offsets"] if args.quick else ARRAYS)
-        drill.random_kills(args.kills, random.Random(args.seed))
+        if args.only in (None, "dump"):
+            drill.kill_points()
+        if args.only in (None, "shards"):
+            drill.shard_kill_points()
+            drill.merge_kill_points()
+            drill.shard_random_kills(args.shard_kills, random.Random(args.seed))
+            drill.dask_worker_kill()
+        if args.only in (None, "dump"):
+            drill.full_disk()
+            drill.corruption(["hidden", "token_ids", "offsets"] if args.quick else ARRAYS)
+            drill.random_kills(args.kills, random.Random(args.seed))
         return drill.summary()
     finally:
         shutil.rmtree(work, ignore_errors=True)
