@@ -85,9 +85,17 @@ def hs():
 @click.option("--attention-diagonals", is_flag=True,
               help="Also store each token's self-attention weight a_ii for every layer and head (for "
                    "weights=ditto; runs eager attention).")
+@click.option("--shard", metavar="K/N",
+              help="Dump only part K of N (one process per GPU or machine, same command otherwise) into "
+                   "OUT/shards/K-of-N; `hs merge OUT` joins the N parts (docs/scale.md).")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Run the shards as tasks on a Dask cluster (tcp://host:8786, or local:N for N local worker "
+                   "processes), one per worker, then merge; OUT must be on a file system all workers share.")
+@click.option("--shards", type=click.IntRange(min=1), help="With --dask: how many shards [default: one per worker].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip_empty, out, layers, dtype, max_length,
-         batch_tokens, chunk_tokens, device, precision, templates, attention_diagonals, quiet):
+         batch_tokens, chunk_tokens, device, precision, templates, attention_diagonals, shard, dask_address, shards,
+         quiet):
     """Run a model once over corpora and store every layer's hidden state of every token.
 
     Resumable: if a dump is killed, run the same command again; it continues from the last
@@ -102,6 +110,10 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
       hs dump --task stsb --template promptbert --out runs/minilm        # corpora stsb~promptbert(~empty)
       hs dump --task stsb --attention-diagonals --out runs/minilm-ditto
       hs dump --task stsb --out s3://my-bucket/runs/minilm             # object storage (docs/scale.md)
+      CUDA_VISIBLE_DEVICES=0 hs dump --task stsb --shard 1/2 --out runs/minilm &   # one per GPU,
+      CUDA_VISIBLE_DEVICES=1 hs dump --task stsb --shard 2/2 --out runs/minilm &   # then:
+      wait; hs merge runs/minilm
+      hs dump --task stsb --dask tcp://scheduler:8786 --out /shared/runs/minilm   # shards on Dask workers
     """
     from hsstore.corpusfile import read_corpus_file
     from hsstore.dump import CorpusSource, run_dump
@@ -111,6 +123,14 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
 
     if not tasks and not files:
         raise HsError("nothing to dump: give --task TASK (see `hs tasks`) or --corpus-file FILE")
+    if shard is not None:
+        from hsstore.shards import parse_shard
+        shard = parse_shard(shard)
+    if dask_address and (shard or attention_diagonals):
+        raise HsError("--dask runs every shard itself: drop --shard" if shard else
+                      "--attention-diagonals cannot be combined with --dask; dump those corpora in one process")
+    if shards and not dask_address:
+        raise HsError("--shards N goes with --dask; to dump one shard yourself, use --shard K/N")
     if corpus_name and len(files) != 1:
         raise HsError("--corpus-name names a single --corpus-file")
     sources = []
@@ -123,12 +143,48 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
         name = check_corpus_name(corpus_name or f.stem, user=True)
         sources.append(CorpusSource(name, texts, {"file": str(f), "column": column}))
     sources = with_templates(sources, list(templates))
+    if dask_address:
+        from hsstore.dask_dump import dump_on_dask
+        from hsstore.writer import check_output_path
+
+        check_output_path(out)
+        kwargs = {"model_name": model, "sources": sources, "out": out, "layers_spec": layers, "dtype": dtype,
+                  "max_length": max_length, "batch_tokens": batch_tokens, "chunk_tokens": chunk_tokens,
+                  "device": device, "precision": precision}
+        summary = dump_on_dask(dask_address, shards, kwargs, log=lambda m: click.echo(m, err=True))
+        click.echo(f"stored {len(summary)} corpora in {out}")
+        _print_info(out)
+        return
     summary = run_dump(model, sources, out, layers, dtype, max_length, batch_tokens, chunk_tokens=chunk_tokens,
                        device=device,
                        precision=precision, progress=not quiet, log=lambda m: click.echo(m, err=True),
-                       attention_diagonals=attention_diagonals)
+                       attention_diagonals=attention_diagonals, shard=shard)
+    if shard:
+        click.echo(f"stored shard {shard[0]}/{shard[1]} of {len(summary)} corpora in {out}; once all {shard[1]} "
+                   f"are done: hs merge {out}")
+        return
     click.echo(f"stored {len(summary)} corpora in {out}")
     _print_info(out)
+
+
+@hs.command()
+@click.argument("store", type=STORE)
+def merge(store):
+    """Join the parts of a sharded dump (hs dump --shard K/N --out STORE) into STORE: the same files a
+    dump in one process writes. Checks that all N parts are there, finished and made by the same
+    command; moves their chunk files in (no copy) and removes STORE/shards. Resumable: if it is
+    killed, run it again.
+
+    \b
+    Example:
+      hs dump --task stsb --shard 1/2 --out runs/minilm & hs dump --task stsb --shard 2/2 --out runs/minilm
+      wait; hs merge runs/minilm
+    """
+    from hsstore.shards import merge as run_merge
+
+    merged = run_merge(store, log=lambda m: click.echo(m, err=True))
+    click.echo(f"merged {len(merged)} corpora into {store}")
+    _print_info(store)
 
 
 @hs.command()

@@ -177,20 +177,22 @@ def dump_corpus(forward: Forward, writer, plan: CorpusPlan, progress: bool,
     from tqdm import tqdm
 
     start = writer.start_batch
+    end = getattr(writer, "end_batch", len(plan.batch_ends))  # a shard's writer stops at its last batch
     done_tokens = int(plan.offsets[plan.batch_ends[start - 1]]) if start else 0
     done_sents = int(plan.batch_ends[start - 1]) if start else 0
-    if start:
+    if start and end == len(plan.batch_ends):
         log(f"{plan.name}: resuming at batch {start}/{len(plan.batch_ends)} ({done_sents} sentences committed)")
     q: queue.Queue = queue.Queue(maxsize=4)
     errors: list = []
     thread = threading.Thread(target=_writer_loop, args=(q, writer, errors), daemon=True)
     thread.start()
     delay = float(os.environ.get("HS_FAULT_BATCH_DELAY", "0"))  # fault-injection hook for the kill tests
-    bar = tqdm(total=plan.n_tokens, initial=done_tokens, unit="tok", unit_scale=True, desc=plan.name,
+    total = int(plan.offsets[plan.batch_ends[end - 1]]) if end else 0
+    bar = tqdm(total=total, initial=done_tokens, unit="tok", unit_scale=True, desc=plan.name,
                disable=None if progress else True, file=sys.stderr, dynamic_ncols=True)
     t0, sents = time.perf_counter(), 0
     try:
-        for b in range(start, len(plan.batch_ends)):
+        for b in range(start, end):
             if errors:
                 break
             states = forward(plan, b)
@@ -214,8 +216,9 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
              dtype: str = "float16", max_length: int | None = None, batch_tokens: int = 8192,
              max_batch: int = 256, chunk_tokens: int | None = None, device: str = "auto",
              precision: str = "auto", progress: bool = True, log: Callable[[str], None] = print,
-             attention_diagonals: bool = False) -> dict:
-    """Dump every source into the store at ``out``; returns a summary per corpus."""
+             attention_diagonals: bool = False, shard: tuple[int, int] | None = None) -> dict:
+    """Dump every source into the store at ``out``; returns a summary per corpus. ``shard`` (k, n):
+    only shard k of n, into ``out/shards/k-of-n`` (shards.py; ``hs merge`` joins them)."""
     from . import model as model_mod
     from .templates import check_templates, plan_source
     from .storage import location
@@ -223,6 +226,12 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
 
     out = location(out)  # a directory, or an fsspec URL such as s3://bucket/prefix
     check_output_path(out)  # before the slow model load
+    if shard:
+        from . import shards
+        if attention_diagonals:
+            raise HsError("--attention-diagonals cannot be combined with --shard; dump those corpora in one process")
+        shards.check_local(out)
+        shards.check_shard_count(out, shard[1])
     if dtype not in DTYPES:
         raise HsError(f"--dtype must be one of {', '.join(DTYPES)}")
     names = [check_corpus_name(s.name) for s in sources]
@@ -241,7 +250,11 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
     vocab = loaded.tokenizer.convert_ids_to_tokens(list(range(len(loaded.tokenizer))))
     forward = Forward(loaded, layers, device, precision, dtype, attention_diagonals)
     summary = {}
-    with StoreWriter(out, loaded.identity, settings, vocab) as store:
+    target = out
+    if shard:
+        settings = shards.shard_settings(out, settings)
+        target = shards.shard_dir(out, *shard)
+    with StoreWriter(target, loaded.identity, settings, vocab) as store:
         # batch settings of an existing store win, so a resumed corpus gets the same batches
         stored = store.attrs["settings"]
         fixed = {k: stored[k] for k in ("batch_tokens", "max_batch", "chunk_tokens") if stored[k] != settings[k]}
@@ -249,18 +262,26 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
             log(f"{out} keeps the settings it was created with: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
         if statics.write_input_embeddings(store.root, loaded.model, store.path):
             log(f"{out}: stored the input-embedding matrix")
-        for src in sources:
-            plan = plan_source(loaded, src, max_length, stored["batch_tokens"], stored["max_batch"])
+        plans = (plan_source(loaded, src, max_length, stored["batch_tokens"], stored["max_batch"]) for src in sources)
+        if shard:  # every shard plans every corpus, to cut the same chunk ranges
+            plans = list(plans)
+            parts = shards.assign_parts(out, store, plans, *shard)
+        for src, plan in zip(sources, plans):
             if attention_diagonals:
                 from .attention import shape
                 plan.attention_shape = shape(loaded.model)
             fingerprint = plan.fingerprint(store.identity)
-            status = store.corpus_status(src.name, fingerprint)
+            if shard:
+                writer = shards.open_part(store, plan, fingerprint, parts[src.name], {"device": device})
+                status = "complete" if writer is None or writer.done else "shard"
+            else:
+                status = store.corpus_status(src.name, fingerprint)
             if status == "complete":
                 log(f"{src.name}: already in {out} ({plan.n_sentences} sentences), skipped")
             else:
                 t0 = time.perf_counter()
-                writer = store.open_corpus(plan, fingerprint, status, info={"device": device})
+                if not shard:
+                    writer = store.open_corpus(plan, fingerprint, status, info={"device": device})
                 dump_corpus(forward, writer, plan, progress, log)
                 secs = time.perf_counter() - t0
                 log(f"{src.name}: {plan.n_sentences} sentences, {plan.n_tokens} tokens in {secs:.1f} s"

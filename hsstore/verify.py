@@ -135,6 +135,11 @@ def verify(path: Path, corpus: str | None = None, deep: bool = False, repair: bo
     from .store import Store
 
     report = Report()
+    if (path / "shards").is_dir():  # a sharded dump in progress (shards.py)
+        from .shards import verify_shards
+        report = verify_shards(path, deep)
+        if not (path / "zarr.json").exists():
+            return report
     store = Store(path)  # unreadable root metadata is an error of its own
     path = store.path  # a Path, or an ObjectPath for a URL
     if not store.is_zarr:

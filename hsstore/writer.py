@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .errors import EnvError, HsError, StoreError
 from .format import DTYPES, FORMAT_NAME, FORMAT_VERSION, READ_VERSIONS, encode_strings
 
 LEGACY_LOCK = ".hs-write.lock"  # the lock file of format 1 stores; removed when a newer hs writes
+SHARD_DIRS = ("shards", ".shards-merged")  # a sharded dump's parts and their remains in a store (shards.py)
 MANIFEST_ROWS = 256  # hidden_crc32c rows per chunk file: a commit rewrites at most one or two small files
 # settings that change the stored numbers: a store keeps one value of each
 IDENTITY_SETTINGS = ("dtype", "layers", "max_length", "precision")
@@ -102,7 +104,7 @@ def check_output_path(path: Path) -> None:
                 where = "is a file" if parent == path else f"lies under {parent}, which is a file"
                 raise HsError(f"--out {path} {where}; give a directory for the store (it is created if missing)")
             break
-    locks = (LEGACY_LOCK, storage.LOCK_OBJECT)
+    locks = (LEGACY_LOCK, storage.LOCK_OBJECT, *SHARD_DIRS)
     if path.is_dir() and any(p.name not in locks for p in path.iterdir()) and not (path / "zarr.json").exists():
         raise HsError(f"--out {path} is a non-empty directory that is not an hs store; give a new or empty directory")
     if (path / "zarr.json").exists():
@@ -152,9 +154,9 @@ def corpus_chunk_tokens(store_chunk: int, n_tokens: int) -> int:
     return int(min(store_chunk, max(256, 1 << int(np.ceil(np.log2(max(1, n_tokens)))))))
 
 
-def write_chunk(path: Path, raw: bytes) -> int:
-    """One chunk file (data then its little-endian CRC-32C), written by rename, exactly what Zarr's
-    codecs (bytes, crc32c) write; returns the CRC-32C."""
+def write_chunk(path: Path, raw) -> int:
+    """One chunk file (data, any bytes-like object, then its little-endian CRC-32C), written by rename,
+    exactly what Zarr's codecs (bytes, crc32c) write; returns the CRC-32C."""
     crc = crc32c(raw)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(path, raw, crc.to_bytes(4, "little"))
@@ -380,7 +382,34 @@ class ChunkFiles:
             full = np.zeros(shape, dtype=block.dtype)
             full[tuple(slice(0, n) for n in block.shape)] = block
             block = full
-        return write_chunk(self.dir / chunk_key(coords), np.ascontiguousarray(block, dtype=self.dtype).tobytes())
+        # the array's own buffer, not a copy: the CRC and the file write read it without the GIL
+        return write_chunk(self.dir / chunk_key(coords), np.ascontiguousarray(block, dtype=self.dtype).view(np.uint8))
+
+    def write_many(self, jobs: list[tuple[np.ndarray, tuple[int, ...]]], threads: int | None = None) -> list[int]:
+        """Several chunks ``(block, coords)``, on ``threads`` threads (default ``write_threads()``); their
+        CRC-32C in the order given. Each file is written by rename as in ``write``, so the bytes on disk
+        do not depend on the order the threads finish in."""
+        threads = write_threads() if threads is None else threads
+        if threads <= 1 or len(jobs) <= 1:
+            return [self.write(block, coords) for block, coords in jobs]
+        return list(_pool(threads).map(lambda job: self.write(*job), jobs))
+
+
+def write_threads() -> int:
+    """Threads that write chunk files: ``$HS_WRITE_THREADS``, else half the CPUs, at most 4 (CRC-32C
+    and file writes release the GIL, but on two cores the model and the writer already share them:
+    benchmarks/writer.py, docs/performance.md)."""
+    env = os.environ.get("HS_WRITE_THREADS")
+    return max(1, int(env)) if env and env.isdigit() else max(1, min(4, (os.cpu_count() or 1) // 2))
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="hs-chunk-writer")
+    return _POOLS[threads]
 
 
 class CorpusWriter:
@@ -479,11 +508,10 @@ class CorpusWriter:
             data = np.concatenate(self.buf, axis=1) if len(self.buf) > 1 else self.buf[0]
             first = self.buf_start // self.chunk
             self.side.write(first, n)  # attention diagonals first: the manifest and watermark cover both
-            for offset in range(0, n, self.chunk):
-                col = first + offset // self.chunk
-                for layer in range(self.n_layers):
-                    block = data[layer, offset:offset + self.chunk][None]
-                    self.manifest[col, layer] = self.files.write(block, (layer, col, 0))
+            jobs = [(data[layer, offset:offset + self.chunk][None], (layer, first + offset // self.chunk, 0))
+                    for offset in range(0, n, self.chunk) for layer in range(self.n_layers)]
+            for (_, (layer, col, _)), crc in zip(jobs, self.files.write_many(jobs)):
+                self.manifest[col, layer] = crc
             fault_point("chunks-written")
             last = (self.buf_start + n - 1) // self.chunk
             for row in range(first // MANIFEST_ROWS, last // MANIFEST_ROWS + 1):

@@ -4,6 +4,10 @@ On a tiny random BERT (built here, no download) it runs:
   - random SIGKILLs during a dump, each followed by a rerun of the same command;
   - a SIGKILL right after each distinct metadata write of the dump and commit path
     (``HS_FAULT_KILL_AFTER``, see hsstore/atomic.py), then a rerun;
+  - sharded dumps (`hs dump --shard K/2`, `hs merge`, hsstore/shards.py): shard 1/2 SIGKILLed after
+    each of its distinct writes; one of two shards running side by side SIGKILLed at a random moment;
+    `hs merge` SIGKILLed after each of its distinct writes; each rerun, merged and compared with the
+    one-process dump, file by file; and `hs dump --dask local:2` with a worker SIGKILLed mid-shard;
   - a full disk (a small tmpfs; the dump fails, the store is copied to a larger disk and resumed);
   - the corruption matrix: a chunk of each array missing, truncated or with a flipped byte, read
     by `hs eval` with a cold and with a warm cache, and checked by `hs verify --deep`.
@@ -16,6 +20,8 @@ count of each outcome.
 
     python scripts/faults.py                # the whole drill (a few minutes on two cores)
     python scripts/faults.py --kills 5 --quick
+    python scripts/faults.py --only shards  # the sharded dump, merge and Dask cases
+    python scripts/faults.py --only objects # the s3:// cases (moto server)
 """
 from __future__ import annotations
 
@@ -40,6 +46,10 @@ KILL_POINTS = ["store-created", "vocab-written", "store-committed", "plan-writte
 ARRAYS = ["hidden", "hidden_crc32c", "offsets", "token_ids", "token_kind", "batch_ends", "text/bytes",
           "text/offsets", "vocab/bytes", "vocab/offsets"]
 DAMAGES = ["missing", "truncated", "flipped"]
+# a shard's own commits, and each step of hs merge (hsstore/shards.py)
+SHARD_KILL_POINTS = ["corpus-created", "chunks-written", "shard-commit", "shard-commit:3", "shard-done"]
+MERGE_KILL_POINTS = ["store-created", "store-committed", "statics-copied", "corpus-created", "shard-moved",
+                     "manifest-written", "merged", "shard-moved:3", "merged:2", "shards-retired"]
 RECIPE = "layers=last;pool=mean;drop=punct+special"
 
 
@@ -147,6 +157,101 @@ class Drill:
                 continue
             self.finish_and_compare(f"kill after {point}", store)
 
+    def merge_and_compare(self, case: str, store: Path) -> None:
+        """Finish a sharded dump (rerun every shard: a finished one does nothing), merge, and compare
+        every file with the undisturbed one-process dump."""
+        for k in (1, 2):
+            proc = run_in_process(*self.dump_args, "--shard", f"{k}/2", "--out", str(store))
+            if proc.returncode != 0:
+                return self.record(case, WRONG, f"shard {k}/2 rerun failed: " + proc.stderr.strip()[-100:])
+        self.merge_rerun_and_compare(case, store)
+
+    def merge_rerun_and_compare(self, case: str, store: Path) -> None:
+        check = run_in_process("verify", str(store))  # problems are fine here (a cut-off set-up), a traceback is not
+        if "Traceback" in check.stderr:
+            return self.record(case, WRONG, "hs verify before the merge: " + check.stderr[-90:])
+        proc = run_in_process("merge", str(store))
+        if proc.returncode != 0:
+            return self.record(case, WRONG, "merge failed: " + proc.stderr.strip()[-100:])
+        same = snapshot(store) == self.clean_files
+        self.record(case, IDENTICAL if same else WRONG, "" if same else "files differ from the one-process dump")
+
+    def shard_kill_points(self, points: list[str] = SHARD_KILL_POINTS) -> None:
+        """Shard 1/2 SIGKILLed right after each of its distinct writes, then both rerun and merged."""
+        for point in points:
+            store = self.work / f"shard-kp-{point.replace(':', '-')}"
+            proc = run_hs(*self.dump_args, "--shard", "1/2", "--out", str(store), env={"HS_FAULT_KILL_AFTER": point})
+            if proc.returncode != -signal.SIGKILL:
+                self.record(f"shard 1/2 killed after {point}", WRONG, f"the hook did not fire (exit {proc.returncode})")
+                continue
+            self.merge_and_compare(f"shard 1/2 killed after {point}", store)
+
+    def shard_random_kills(self, n: int, rng: random.Random) -> None:
+        """Both shards of a 2-way dump run side by side; one, drawn at random, is SIGKILLed at a random
+        moment; then it is rerun and the shards merged."""
+        for i in range(n):
+            store, victim = self.work / f"shard-random-{i}", rng.choice([1, 2])
+            procs = {k: start_hs(*self.dump_args, "--shard", f"{k}/2", "--out", str(store),
+                                 env={"HS_FAULT_BATCH_DELAY": "0.01"}) for k in (1, 2)}
+            started = store / "shards" / f"{victim}-of-2" / "corpora" / "sts17" / "zarr.json"
+            while not started.exists() and procs[victim].poll() is None:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 3.0))
+            killed = procs[victim].poll() is None
+            if killed:
+                procs[victim].send_signal(signal.SIGKILL)
+            for proc in procs.values():
+                proc.communicate()
+            self.merge_and_compare(f"shard {victim}/2 random SIGKILL #{i + 1}" + ("" if killed else
+                                                                                   " (finished first)"), store)
+
+    def dask_worker_kill(self) -> None:
+        """`hs dump --dask local:2`: one Dask worker process SIGKILLed while it dumps its shard; the
+        scheduler reruns the task, the shard resumes, and the merged store must equal the reference."""
+        case = "dask: worker SIGKILLed during its shard"
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            return self.record(case, "skipped", "the distributed package is not installed")
+        store = self.work / "dask"
+        proc = start_hs(*self.dump_args, "--dask", "local:2", "--out", str(store), env={"HS_FAULT_BATCH_DELAY": "0.05"})
+        started = store / "shards" / "1-of-2" / "corpora" / "wiki" / "zarr.json"
+        while not started.exists() and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True,
+                                 text=True).stdout.split()
+        if proc.poll() is not None or not workers:
+            proc.communicate()
+            return self.record(case, WRONG, "no worker to kill (the dump ended or failed first)")
+        os.kill(int(workers[0]), signal.SIGKILL)
+        _, err = proc.communicate(timeout=900)
+        if proc.returncode != 0:
+            return self.record(case, WRONG, "the dump failed: " + err.strip()[-100:])
+        same = snapshot(store) == self.clean_files
+        self.record(case, IDENTICAL if same else WRONG, "" if same else "files differ from the one-process dump")
+
+    def merge_kill_points(self, points: list[str] = MERGE_KILL_POINTS) -> None:
+        """`hs merge` SIGKILLed right after each of its distinct writes, then rerun."""
+        ready = self.work / "shards-ready"
+        for k in (1, 2):
+            proc = run_in_process(*self.dump_args, "--shard", f"{k}/2", "--out", str(ready))
+            assert proc.returncode == 0, proc.stderr
+        for point in points:
+            store = self.work / f"merge-kp-{point.replace(':', '-')}"
+            shutil.copytree(ready, store)
+            proc = run_hs("merge", str(store), env={"HS_FAULT_KILL_AFTER": point})
+            if proc.returncode != -signal.SIGKILL:
+                self.record(f"merge killed after {point}", WRONG, f"the hook did not fire (exit {proc.returncode})")
+                continue
+            info = run_in_process("info", str(store))
+            complete = info.stdout.count(" complete")
+            if "Traceback" in info.stderr or complete == 2 and point not in ("merged:2", "shards-retired"):
+                self.record(f"merge killed after {point}", WRONG, "a half-merged corpus reads as complete")
+                continue
+            self.merge_rerun_and_compare(f"merge killed after {point}", store)
+            shutil.rmtree(store)
+
     def full_disk(self) -> None:
         mnt = self.work / "tmpfs"
         mnt.mkdir()
@@ -246,7 +351,11 @@ def make_corpus(path: Path, n: int) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=20, help="random SIGKILLs (default 20)")
+    ap.add_argument("--shard-kills", type=int, default=4, help="random SIGKILLs of one shard of a 2-way dump "
+                                                                    "(default 4)")
     ap.add_argument("--quick", action="store_true", help="three arrays in the corruption matrix, not all")
+    ap.add_argument("--only", choices=["dump", "shards", "objects"],
+                    help="only the plain dump's cases, the sharded dump's, merge's and Dask's, or those on s3://")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     from conftest import build_tiny_model
@@ -256,12 +365,20 @@ def main() -> int:
     try:
         model = build_tiny_model(work / "model")
         drill = Drill(work, model, make_corpus(work / "wiki.txt", 400))
-        drill.kill_points()
-        drill.full_disk()
-        drill.corruption(["hidden", "token_ids", "offsets"] if args.quick else ARRAYS)
-        drill.random_kills(args.kills, random.Random(args.seed))
-        from faults_object_storage import object_storage  # the s3:// cases
-        object_storage(drill)
+        if args.only in (None, "dump"):
+            drill.kill_points()
+        if args.only in (None, "shards"):
+            drill.shard_kill_points()
+            drill.merge_kill_points()
+            drill.shard_random_kills(args.shard_kills, random.Random(args.seed))
+            drill.dask_worker_kill()
+        if args.only in (None, "dump"):
+            drill.full_disk()
+            drill.corruption(["hidden", "token_ids", "offsets"] if args.quick else ARRAYS)
+            drill.random_kills(args.kills, random.Random(args.seed))
+        if args.only in (None, "objects"):
+            from faults_object_storage import object_storage  # the s3:// cases
+            object_storage(drill)
         return drill.summary()
     finally:
         shutil.rmtree(work, ignore_errors=True)
