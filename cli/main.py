@@ -9,6 +9,7 @@ import click
 
 from hsstore import HsError, __version__
 from hsstore.errors import os_error
+from hsstore.presets import preset_help
 from hsstore.templates import template_help
 
 
@@ -53,6 +54,8 @@ def hs():
               help="Short name (minilm), local model directory, or Hugging Face hub name (e.g. bert-base-uncased).")
 @click.option("--task", "-t", "tasks", multiple=True, metavar="TASK",
               help="Benchmark task whose texts to dump (repeatable; `hs tasks` lists them).")
+@click.option("--preset", metavar="NAME",
+              help=f"Every corpus of a named set, instead of --task/--template ({preset_help()}).")
 @click.option("--corpus-file", "files", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help="Your own texts: one per line, or .csv/.tsv/.jsonl with --column (repeatable).")
 @click.option("--corpus-name", help="Corpus name for a single --corpus-file (default: the file's stem).")
@@ -83,7 +86,7 @@ def hs():
               help="Also store each token's self-attention weight a_ii for every layer and head (for "
                    "weights=ditto; runs eager attention).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip_empty, out, layers, dtype, max_length,
+def dump(model, tasks, preset, files, corpus_name, column, corpus_format, encoding, skip_empty, out, layers, dtype, max_length,
          batch_tokens, chunk_tokens, device, precision, templates, attention_diagonals, quiet):
     """Run a model once over corpora and store every layer's hidden state of every token.
 
@@ -98,6 +101,7 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
       hs dump --corpus-file wiki.train.raw --corpus-format wikitext --corpus-name wikitext2-train --out runs/minilm
       hs dump --task stsb --template promptbert --out runs/minilm        # corpora stsb~promptbert(~empty)
       hs dump --task stsb --attention-diagonals --out runs/minilm-ditto
+      hs dump --preset study --out runs/study-minilm                     # the study's corpora (docs/study.md)
     """
     from hsstore.corpusfile import read_corpus_file
     from hsstore.dump import CorpusSource, run_dump
@@ -105,8 +109,10 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
     from hsstore.writer import check_corpus_name
     from hsstore.templates import with_templates
 
-    if not tasks and not files:
-        raise HsError("nothing to dump: give --task TASK (see `hs tasks`) or --corpus-file FILE")
+    if preset and (tasks or templates):
+        raise HsError("--preset names its own tasks and templates; leave out --task and --template")
+    if not tasks and not files and not preset:
+        raise HsError("nothing to dump: give --task TASK (see `hs tasks`), --corpus-file FILE or --preset NAME")
     if corpus_name and len(files) != 1:
         raise HsError("--corpus-name names a single --corpus-file")
     sources = []
@@ -118,7 +124,10 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
         texts = read_corpus_file(f, column=column, encoding=encoding, skip_empty=skip_empty, fmt=corpus_format)
         name = check_corpus_name(corpus_name or f.stem, user=True)
         sources.append(CorpusSource(name, texts, {"file": str(f), "column": column}))
-    sources = with_templates(sources, list(templates))
+    sources = with_templates(sources, list(templates)) if sources else []
+    if preset:
+        from hsstore.presets import preset_sources
+        sources = preset_sources(preset) + sources
     summary = run_dump(model, sources, out, layers, dtype, max_length, batch_tokens, chunk_tokens=chunk_tokens,
                        device=device,
                        precision=precision, progress=not quiet, log=lambda m: click.echo(m, err=True),
