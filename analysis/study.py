@@ -15,7 +15,9 @@ filter, no weights, no post-processing: the demo model's own pooling) at a time:
 Stage 2 takes, per task family, the best value of each axis (by the family's mean main score in
 stage 1) and combines them one by one (best layers; + best filter; + best weights; + best
 post-processing), then applies the full combination (the "shaping") to every static view and mix,
-and the best post-processing fitted on the task to the prompt read-outs. Stage 2 therefore depends
+and the best post-processing fitted on the task to the prompt read-outs; RE and Avg. are also shaped
+on their own (idf or SIF weights from WikiText-2 with each post-processing fitted on WikiText-2),
+since the contextual model's best shaping need not suit a static view. Stage 2 therefore depends
 on stage 1's scores: on a resumed run it is derived from the stage-1 records in the results file.
 """
 from __future__ import annotations
@@ -35,6 +37,9 @@ WEIGHTS = ("idf", "sif")
 POSTS = ("zscore", "quantile", "whiten", "abtt")
 STATIC_VIEWS = ("re", "input", "avg")
 TUNED_AXES = ("layers", "drop", "weights", "post")  # the axes stage 2 combines, in this order
+SHAPED_VIEWS = ("re", "avg")  # stage 2 shapes these on their own too (RE with shaping; Avg. vs RE)
+SHAPING_WEIGHTS = ("idf@wikitext2", "sif@wikitext2")
+SHAPING_POSTS = ("whiten@wikitext2", "quantile@wikitext2", "zscore@wikitext2", "abtt@wikitext2")
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,12 @@ def stage2(family: str, entries: list[Entry], family_mean: dict[Recipe, float], 
         if view == "glove":  # word level: filters of word pieces have no meaning there
             recipe = replace(recipe, drop=tuple(d for d in recipe.drop if "word" in d.cls.LEVELS))
         out.append(Entry(recipe, 2, "shaped-view"))
+    for view in SHAPED_VIEWS:  # the static views' own shaping: WikiText-2 weights and post-processing
+        for weights in SHAPING_WEIGHTS:
+            for post in SHAPING_POSTS:
+                shaping = parse_recipe(f"view={view};weights={weights};post={post}")
+                out.append(Entry(replace(combo, view=shaping.view, weights=shaping.weights, post=shaping.post),
+                                 2, "shaped-static"))
     if template and combo.post:
         prompt = f"view=prompt:template={template};post=" + "+".join(map(str, _task_refs(combo).post))
         out.append(Entry(parse_recipe(prompt + ";pool=mask"), 2, "prompt"))

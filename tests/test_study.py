@@ -133,12 +133,21 @@ def test_stage2_combines_the_best_of_each_axis():
                                  "weights=idf@wikitext2;post=whiten@wikitext2")
     shaped = {e.recipe.fields()["view"]: e.recipe for e in out if e.axis == "shaped-view"}
     assert shaped["re"].fields()["post"] == "whiten@wikitext2" and shaped["re"].weights == combined[-1].weights
+    # RE and Avg. shaped on their own: every weights x post pair (here the combination's own pair is
+    # already among the shaped views, so it is not repeated)
+    static = [e.recipe.fields() for e in out if e.axis in ("shaped-static", "shaped-view")
+              and e.recipe.fields()["view"] in study.SHAPED_VIEWS]
+    assert len(static) == len(study.SHAPED_VIEWS) * len(study.SHAPING_WEIGHTS) * len(study.SHAPING_POSTS)
+    assert {(f["view"], f["weights"], f["post"]) for f in static} == {
+        (v, w, p) for v in study.SHAPED_VIEWS for w in study.SHAPING_WEIGHTS for p in study.SHAPING_POSTS}
+    assert all(f["layers"] == "first-last" and f["drop"] == "punct" for f in static)
     prompt = [e.recipe.fields() for e in out if e.axis == "prompt"]
     assert prompt and all(p["post"] == "whiten" for p in prompt)  # fitted on the task: no templated WikiText-2
     # where the base wins an axis, that axis keeps the base's value
     means = {e.recipe: 1.0 if e.axis == "base" else 0.5 for e in entries}
     out = study.stage2("sts", entries, means, None, glove=False)
     assert [e for e in out if e.axis == "combined"] == []  # all equal the base, which stage 1 has
+    assert all(e.recipe not in {x.recipe for x in entries} for e in out)
 
 
 def _scores(records):
