@@ -17,7 +17,8 @@ from analysis.study import BASE
 from hsstore.tasks import get_task
 
 CLAIMS = {
-    "first+last vs last layer": ["", "layers=first-last", "layers=emb-last", "layers=all"],
+    "first+last vs last layer": ["", "layers=first-last", "layers=emb-last", "layers=all",
+                                 *(f"layers={n}" for n in range(13))],
     "idf weighting and its corpus": ["", "weights=idf", "weights=idf@wikitext2", "weights=sif", "weights=sif@wikitext2"],
     "quantile-u and whitening": ["", "post=quantile", "post=quantile@wikitext2", "post=whiten",
                                  "post=whiten@wikitext2", "post=zscore", "post=zscore@wikitext2", "post=abtt",
@@ -39,6 +40,15 @@ def family(task: str) -> str:
 
 def main(path: str) -> None:
     records = json.loads(open(path).read())
+    # a task counts once all its family's stage-1 recipes are done (a stopped run leaves one task partial)
+    stage1: dict[str, int] = defaultdict(int)
+    for r in records:
+        stage1[r["hs_task"]] += r["study"]["stage"] == 1
+    full = {f: max(n for t, n in stage1.items() if family(t) == f) for f in {family(t) for t in stage1}}
+    left = sorted(t for t, n in stage1.items() if n < full[family(t)])
+    records = [r for r in records if r["hs_task"] not in left]
+    if left:
+        print(f"left out (stage 1 unfinished): {', '.join(left)}")
     scores: dict[tuple[str, str], list[float]] = defaultdict(list)
     axis = {}
     for r in records:
@@ -60,7 +70,8 @@ def main(path: str) -> None:
         print(f"\n{claim}:" + " " * (58 - len(claim)) + " ".join(f"{f[:7]:>7s}" for f in families))
         for change in changes:
             recipe = str(parse_recipe(";".join(filter(None, [BASE, change]))))
-            print(row(change or "base (ctx, last layer, mean)", recipe))
+            if any((f, recipe) in scores for f in families):
+                print(row(change or "base (ctx, last layer, mean)", recipe))
     print("\nstage 2 (per family: the best of each axis combined, then that shaping on other views):")
     for f in families:
         print(f"  {f}:")
