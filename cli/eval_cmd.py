@@ -42,6 +42,10 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
 @click.argument("store", type=STORE)
 @click.option("--task", "-t", "tasks", multiple=True, metavar="TASK",
               help="Task to evaluate (repeatable) [default: every evaluation task in the store].")
+@click.option("--preset", metavar="NAME",
+              help="Run a preset's grid (study: the reference study's, docs/study.md) on its tasks instead of "
+                   "--task/--recipe/--grid; with --json FILE an interrupted run continues where it stopped. "
+                   "Caches pooled matrices in memory only, one task at a time.")
 @click.option("--recipe", "-r", "recipes", multiple=True, metavar="RECIPE",
               help="A whole recipe, e.g. 'layers=first-last;pool=mean;post=whiten@wikitext2' (repeatable); "
                    "'model' is the model's own sentence-transformers pooling and normalisation.")
@@ -60,18 +64,18 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
               help="Main STS12-16 score: subsets concatenated (all), their mean, or pair-weighted mean.")
 @click.option("--clustering", type=click.Choice(["kmeans", "mteb"]), default="kmeans", show_default=True,
               help="k-means over --seeds seeds, or MTEB's MiniBatchKMeans protocol with each task's own settings.")
-@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
-              help="k-means runs per recipe and clustering task.")
-@click.option("--classification", type=click.Choice(["senteval", "probe", "mteb"]), default="senteval",
-              show_default=True,
-              help="senteval: logistic regression, C by SentEval's CV; probe: ridge on one-hot labels with "
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="k-means runs per recipe and clustering task [default: 5; 3 with --preset].")
+@click.option("--classification", type=click.Choice(["senteval", "probe", "mteb"]), default=None,
+              help="[default: senteval; probe with --preset] senteval: logistic regression, C by SentEval's CV; "
+                   "probe: ridge on one-hot labels with "
                    "closed-form CV (fast, for grids); mteb: MTEB's few-shot protocol with each task's own settings.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Evaluations run at once, each single-threaded [default: all cores]. Results do not depend on it.")
 @click.option("--scheduler", metavar="ADDRESS",
               help="Run the evaluations on dask.distributed workers: local:N (N worker processes here) or a "
                    "scheduler's address (tcp://host:8786; workers open the store from its path). Same scores.")
-@click.option("--diagnostics", is_flag=True, help="Also report isotropy, alignment and uniformity.")
+@click.option("--diagnostics", is_flag=True, help="Also report isotropy, alignment and uniformity (--preset always does).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), metavar="FILE",
               help="Write hs's JSON: one record per run, MTEB score keys plus recipe, store and versions ('-': stdout).")
 @click.option("--csv", "csv_out", type=click.Path(path_type=Path), metavar="FILE",
@@ -83,9 +87,9 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
               help="Draw the table as a heatmap (PNG, PDF or SVG by extension; needs matplotlib).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk pooled-matrix cache.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def eval_command(store, tasks, recipes, grid_file, view, layers, combine, pool, drop, weights, post, sts_aggregate,
-                 clustering, seeds, classification, jobs, scheduler, diagnostics, json_out, csv_out, mteb_dir, plot_out,
-                 no_cache, quiet):
+def eval_command(store, tasks, preset, recipes, grid_file, view, layers, combine, pool, drop, weights, post,
+                 sts_aggregate, clustering, seeds, classification, jobs, scheduler, diagnostics, json_out, csv_out,
+                 mteb_dir, plot_out, no_cache, quiet):
     """Evaluate recipes on tasks from a store, without the model.
 
     A recipe fixes view, layers, token filter, weights, pooling and post-processing
@@ -98,6 +102,7 @@ def eval_command(store, tasks, recipes, grid_file, view, layers, combine, pool, 
       hs eval runs/minilm --layers last --layers first-last --pool mean --pool max
       hs eval runs/minilm -r 'layers=all;weights=idf@wikitext2;post=whiten@wikitext2+l2' --json out.json
       hs eval runs/minilm --layers all --pool mean --pool max --scheduler local:2
+      hs eval runs/study-minilm --preset study --json study.json     # the study's grid, resumable
     """
     import hsstore
     from analysis.engine import Engine, resolve_tasks
@@ -111,6 +116,21 @@ def eval_command(store, tasks, recipes, grid_file, view, layers, combine, pool, 
     if scheduler and jobs:
         raise HsError("--jobs and --scheduler do not combine: the scheduler's workers set the parallelism")
     st = hsstore.open(store)
+    if preset:
+        from cli.preset_cmd import run_preset_command
+
+        given = [o for o, v in (("--task", tasks), ("--recipe", recipes), ("--grid", grid_file), ("--view", view),
+                                ("--layers", layers), ("--combine", combine), ("--pool", pool), ("--drop", drop),
+                                ("--weights", weights), ("--post", post), ("--csv", csv_out),
+                                ("--mteb-dir", mteb_dir), ("--plot", plot_out), ("--scheduler", scheduler)) if v]
+        if given:
+            raise HsError(f"--preset runs its own tasks and grid; leave out {', '.join(given)} "
+                          f"(tables and figures: hs report)")
+        options = {"sts_aggregate": sts_aggregate, "clustering": clustering, "seeds": seeds or 3,
+                   "classification": classification or "probe"}
+        # no disk cache: each pooled matrix serves one task's grid, and all of them would fill gigabytes
+        return run_preset_command(st, preset, options, json_out, jobs, False, not quiet)
+    classification, seeds = classification or "senteval", seeds or 5
     axis_values = dict(zip(AXES, (view, layers, combine, pool, drop, weights, post)))
     # -r model: the model's own sentence-transformers pipeline, as stored with the dump
     recipes = [model_recipe(st.model.get("pipeline"), st.model["name"]) if r.strip() == "model" else r

@@ -9,6 +9,7 @@ import click
 
 from hsstore import HsError, __version__
 from hsstore.errors import os_error
+from hsstore.presets import preset_help
 from hsstore.templates import template_help
 
 from .params import STORE
@@ -55,6 +56,8 @@ def hs():
               help="Short name (minilm), local model directory, or Hugging Face hub name (e.g. bert-base-uncased).")
 @click.option("--task", "-t", "tasks", multiple=True, metavar="TASK",
               help="Benchmark task whose texts to dump (repeatable; `hs tasks` lists them).")
+@click.option("--preset", metavar="NAME",
+              help=f"Every corpus of a named set, instead of --task/--template ({preset_help()}).")
 @click.option("--corpus-file", "files", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help="Your own texts: one per line, or .csv/.tsv/.jsonl with --column (repeatable).")
 @click.option("--corpus-name", help="Corpus name for a single --corpus-file (default: the file's stem).")
@@ -93,9 +96,9 @@ def hs():
                    "processes), one per worker, then merge; OUT must be on a file system all workers share.")
 @click.option("--shards", type=click.IntRange(min=1), help="With --dask: how many shards [default: one per worker].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip_empty, out, layers, dtype, max_length,
-         batch_tokens, chunk_tokens, device, precision, templates, attention_diagonals, shard, dask_address, shards,
-         quiet):
+def dump(model, tasks, preset, files, corpus_name, column, corpus_format, encoding, skip_empty, out, layers, dtype,
+         max_length, batch_tokens, chunk_tokens, device, precision, templates, attention_diagonals, shard,
+         dask_address, shards, quiet):
     """Run a model once over corpora and store every layer's hidden state of every token.
 
     Resumable: if a dump is killed, run the same command again; it continues from the last
@@ -109,6 +112,7 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
       hs dump --corpus-file wiki.train.raw --corpus-format wikitext --corpus-name wikitext2-train --out runs/minilm
       hs dump --task stsb --template promptbert --out runs/minilm        # corpora stsb~promptbert(~empty)
       hs dump --task stsb --attention-diagonals --out runs/minilm-ditto
+      hs dump --preset study --out runs/study-minilm                     # the study's corpora (docs/study.md)
       hs dump --task stsb --out s3://my-bucket/runs/minilm             # object storage (docs/scale.md)
       CUDA_VISIBLE_DEVICES=0 hs dump --task stsb --shard 1/2 --out runs/minilm &   # one per GPU,
       CUDA_VISIBLE_DEVICES=1 hs dump --task stsb --shard 2/2 --out runs/minilm &   # then:
@@ -121,8 +125,10 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
     from hsstore.writer import check_corpus_name
     from hsstore.templates import with_templates
 
-    if not tasks and not files:
-        raise HsError("nothing to dump: give --task TASK (see `hs tasks`) or --corpus-file FILE")
+    if preset and (tasks or templates):
+        raise HsError("--preset names its own tasks and templates; leave out --task and --template")
+    if not tasks and not files and not preset:
+        raise HsError("nothing to dump: give --task TASK (see `hs tasks`), --corpus-file FILE or --preset NAME")
     if shard is not None:
         from hsstore.shards import parse_shard
         shard = parse_shard(shard)
@@ -142,7 +148,10 @@ def dump(model, tasks, files, corpus_name, column, corpus_format, encoding, skip
         texts = read_corpus_file(f, column=column, encoding=encoding, skip_empty=skip_empty, fmt=corpus_format)
         name = check_corpus_name(corpus_name or f.stem, user=True)
         sources.append(CorpusSource(name, texts, {"file": str(f), "column": column}))
-    sources = with_templates(sources, list(templates))
+    sources = with_templates(sources, list(templates)) if sources else []
+    if preset:
+        from hsstore.presets import preset_sources
+        sources = preset_sources(preset) + sources
     if dask_address:
         from hsstore.dask_dump import dump_on_dask
         from hsstore.writer import check_output_path
