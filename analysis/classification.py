@@ -3,7 +3,8 @@
 * ``senteval``: L2 logistic regression, C from SentEval's grid. The one-split tasks (MR, CR, SUBJ,
   MPQA) use 10-fold CV with C chosen by an inner 5-fold CV; the others choose C on the dev split
   (or by inner 5-fold CV on train where there is none), train on train and score test. The fits are
-  scikit-learn's objective solved to its optimum by :mod:`analysis.logreg`.
+  scikit-learn's objective solved to its optimum: two-class tasks by :mod:`analysis.newton` (all of
+  a training set's folds and C values in one batched Newton run), others by :mod:`analysis.logreg`.
 * ``probe``: the same folds and splits, but ridge regression on one-hot labels with the
   regularisation chosen in closed form (:mod:`analysis.probe`): a fast proxy for grids.
 * ``mteb``: MTEB's few-shot protocol with the task's own settings from the task registry.
@@ -19,7 +20,7 @@ from hsstore.errors import HsError
 from hsstore.store import Corpus
 from hsstore.tasks import MtebClassification, Task
 
-from . import logreg, probe
+from . import logreg, newton, probe
 
 PROTOCOLS = ("senteval", "probe", "mteb")
 C_GRID = [2.0 ** t for t in range(-2, 5)]  # SentEval's L2 grid
@@ -35,16 +36,38 @@ def _stratified_folds(y: np.ndarray, folds: int, seed: int = SEED):
 
 def select_C(X: np.ndarray, y: np.ndarray, folds: int = INNER_FOLDS, seed: int = SEED):
     """SentEval's selection: the C of C_GRID with the best mean accuracy over an inner stratified CV
-    (the first such C on ties). Returns it with the fit on all of ``X`` at that C.
-
-    The inner folds start from the solutions on all of ``X`` (80% of their rows are the same), which
-    saves most of their iterations; the optima do not depend on the start."""
+    (the first such C on ties). Returns it with the fit on all of ``X`` at that C."""
+    classes, yi = np.unique(y, return_inverse=True)
+    if len(classes) == 2:
+        basis = newton.Basis(X, yi)
+        C, (w, b) = _select_C_binary(basis.rotate(X), yi, folds, seed)
+        return C, (classes, (*basis.unrotate(w, b), 0))
+    # The inner folds start from the solutions on all of ``X`` (80% of their rows are the same),
+    # which saves most of their iterations; the optima do not depend on the start.
     classes, full = logreg.fit_path(X, y, C_GRID)
     starts = [(coef, b) for coef, b, _ in full]
     accs = np.mean([logreg.path_accuracies(X[tr], y[tr], X[va], y[va], C_GRID, starts)
                     for tr, va in _stratified_folds(y, folds, seed)], axis=0)
     best = int(np.argmax(accs))
     return C_GRID[best], (classes, full[best])
+
+
+def _select_C_binary(R: np.ndarray, yi: np.ndarray, folds: int = INNER_FOLDS, seed: int = SEED):
+    """select_C for two classes on rotated rows (a :class:`newton.Basis`): the whole set and its
+    inner folds at every C, 7 x (1 + folds) problems, solved together. Returns (C, (w, b)) in the
+    rotated coordinates."""
+    inner = _stratified_folds(yi, folds, seed)
+    rows = np.ones((len(R), 1 + folds))
+    for j, (_, va) in enumerate(inner, start=1):
+        rows[va, j] = 0.0
+    K = len(C_GRID)
+    W, b, _ = newton.solve(R, (yi == 1)[:, None], np.repeat(rows, K, axis=1), C_GRID * (1 + folds))
+    accs = np.zeros(K)
+    for j, (_, va) in enumerate(inner, start=1):
+        cols = slice(j * K, (j + 1) * K)
+        accs += (((R[va] @ W[:, cols] + b[cols]) > 0) == (yi[va] == 1)[:, None]).mean(axis=0)
+    best = int(np.argmax(accs / folds))
+    return C_GRID[best], (W[:, best], b[best])
 
 
 def _score(fit, X, y) -> float:
@@ -99,21 +122,38 @@ def _cv_scores(accs: list[float]) -> dict:
 
 def senteval_cv(F: np.ndarray, y: np.ndarray) -> dict:
     accs = []
+    classes, yi = np.unique(y, return_inverse=True)
+    if len(classes) == 2:  # one basis for all outer folds: it only speeds the solver up
+        R = newton.Basis(F, yi).rotate(F)
     for tr, te in _stratified_folds(y, OUTER_FOLDS):
-        accs.append(_score(select_C(F[tr], y[tr])[1], F[te], y[te]))
+        if len(classes) == 2:
+            _, (w, b) = _select_C_binary(R[tr], yi[tr])
+            accs.append(float(np.mean(((R[te] @ w + b) > 0) == (yi[te] == 1))))
+        else:
+            accs.append(_score(select_C(F[tr], y[tr])[1], F[te], y[te]))
     return _cv_scores(accs)
 
 
 def senteval_split(F: np.ndarray, y: np.ndarray, splits: np.ndarray) -> dict:
     tr, te, dev = splits == "train", splits == "test", splits == "dev"
     if dev.any():
-        classes, fits = logreg.fit_path(F[tr], y[tr], C_GRID)
+        classes, fits = _fit_grid(F[tr], y[tr])
         best = int(np.argmax([_score((classes, f), F[dev], y[dev]) for f in fits]))
         C, fit = C_GRID[best], (classes, fits[best])
     else:
         C, fit = select_C(F[tr], y[tr])
     acc = 100 * _score(fit, F[te], y[te])
     return {"accuracy": acc, "C": C, "main_score": acc}
+
+
+def _fit_grid(X: np.ndarray, y: np.ndarray):
+    """(classes, [(coef, intercept, iterations) for each C of C_GRID]) on all of X."""
+    classes, yi = np.unique(y, return_inverse=True)
+    if len(classes) != 2:
+        return logreg.fit_path(X, y, C_GRID)
+    basis = newton.Basis(X, yi)
+    W, b, steps = newton.solve(basis.rotate(X), (yi == 1)[:, None], np.ones((len(X), len(C_GRID))), C_GRID)
+    return classes, [(*basis.unrotate(W[:, j], b[j]), steps) for j in range(len(C_GRID))]
 
 
 def probe_cv(F: np.ndarray, y: np.ndarray) -> dict:
