@@ -40,7 +40,7 @@ def select_C(X: np.ndarray, y: np.ndarray, folds: int = INNER_FOLDS, seed: int =
     classes, yi = np.unique(y, return_inverse=True)
     if len(classes) == 2:
         basis = newton.Basis(X, yi)
-        C, (w, b) = _select_C_binary(basis.rotate(X), yi, folds, seed)
+        C, (w, b), _ = _select_C_binary(basis.rotate(X), yi, folds, seed)
         return C, (classes, (*basis.unrotate(w, b), 0))
     # The inner folds start from the solutions on all of ``X`` (80% of their rows are the same),
     # which saves most of their iterations; the optima do not depend on the start.
@@ -52,22 +52,23 @@ def select_C(X: np.ndarray, y: np.ndarray, folds: int = INNER_FOLDS, seed: int =
     return C_GRID[best], (classes, full[best])
 
 
-def _select_C_binary(R: np.ndarray, yi: np.ndarray, folds: int = INNER_FOLDS, seed: int = SEED):
+def _select_C_binary(R: np.ndarray, yi: np.ndarray, folds: int = INNER_FOLDS, seed: int = SEED, start=None):
     """select_C for two classes on rotated rows (a :class:`newton.Basis`): the whole set and its
-    inner folds at every C, 7 x (1 + folds) problems, solved together. Returns (C, (w, b)) in the
-    rotated coordinates."""
+    inner folds at every C, 7 x (1 + folds) problems, solved together, from ``start`` (all
+    problems' ``(W, b)``, e.g. the previous outer fold's) or zero. Returns (C, (w, b), (W, b)) in
+    the rotated coordinates; the optima do not depend on the start."""
     inner = _stratified_folds(yi, folds, seed)
     rows = np.ones((len(R), 1 + folds))
     for j, (_, va) in enumerate(inner, start=1):
         rows[va, j] = 0.0
     K = len(C_GRID)
-    W, b, _ = newton.solve(R, (yi == 1)[:, None], np.repeat(rows, K, axis=1), C_GRID * (1 + folds))
+    W, b, _ = newton.solve(R, (yi == 1)[:, None], np.repeat(rows, K, axis=1), C_GRID * (1 + folds), start=start)
     accs = np.zeros(K)
     for j, (_, va) in enumerate(inner, start=1):
         cols = slice(j * K, (j + 1) * K)
         accs += (((R[va] @ W[:, cols] + b[cols]) > 0) == (yi[va] == 1)[:, None]).mean(axis=0)
     best = int(np.argmax(accs / folds))
-    return C_GRID[best], (W[:, best], b[best])
+    return C_GRID[best], (W[:, best], b[best]), (W, b)
 
 
 def _score(fit, X, y) -> float:
@@ -123,11 +124,11 @@ def _cv_scores(accs: list[float]) -> dict:
 def senteval_cv(F: np.ndarray, y: np.ndarray) -> dict:
     accs = []
     classes, yi = np.unique(y, return_inverse=True)
-    if len(classes) == 2:  # one basis for all outer folds: it only speeds the solver up
-        R = newton.Basis(F, yi).rotate(F)
+    if len(classes) == 2:  # one basis for all outer folds, each starting from the last: speed only
+        R, start = newton.Basis(F, yi).rotate(F), None
     for tr, te in _stratified_folds(y, OUTER_FOLDS):
         if len(classes) == 2:
-            _, (w, b) = _select_C_binary(R[tr], yi[tr])
+            _, (w, b), start = _select_C_binary(R[tr], yi[tr], start=start)
             accs.append(float(np.mean(((R[te] @ w + b) > 0) == (yi[te] == 1))))
         else:
             accs.append(_score(select_C(F[tr], y[tr])[1], F[te], y[te]))

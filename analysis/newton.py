@@ -57,7 +57,7 @@ def solve(R: np.ndarray, positive: np.ndarray, rows: np.ndarray, Cs, gtol: float
     weight = rows / rows.sum(axis=0)  # the objective divided by C * rows: a mean loss
     reg = 1.0 / (np.asarray(Cs, dtype=np.float64) * rows.sum(axis=0))
     sign = np.where(np.broadcast_to(positive, (n, P)), 1.0, -1.0)
-    R2 = R * R
+    R32 = R.astype(np.float32)  # conjugate gradients only need a direction: half the memory traffic
     W, b = (np.zeros((d, P)), np.zeros(P)) if start is None else (start[0].copy(), start[1].copy())
 
     def evaluate(W, b):
@@ -75,7 +75,7 @@ def solve(R: np.ndarray, positive: np.ndarray, rows: np.ndarray, Cs, gtol: float
         if not todo.any():
             return W, b, step
         D = expit(z) * expit(-z) * weight
-        sW, sb = _newton_direction(R, R2, D, reg, gW, gb, todo)
+        sW, sb = _newton_direction(R32, D, reg, gW, gb, todo)
         # backtracking (Armijo) per problem; the full step is almost always taken
         slope = (gW * sW).sum(axis=0) + gb * sb
         t = todo.astype(np.float64)
@@ -89,10 +89,12 @@ def solve(R: np.ndarray, positive: np.ndarray, rows: np.ndarray, Cs, gtol: float
     raise RuntimeError(f"Newton's method did not converge in {max_newton} steps")
 
 
-def _newton_direction(R, R2, D, reg, gW, gb, todo):
+def _newton_direction(R, D, reg, gW, gb, todo):
     """Solve (Hessian) s = -gradient for every problem by preconditioned conjugate gradients, to the
-    relative accuracy min(0.5, sqrt|g|) (superlinear convergence of the outer steps)."""
-    precW = 1.0 / (R2.T @ D + reg)  # inverse Hessian diagonal in the basis
+    relative accuracy min(0.5, sqrt|g|) (superlinear convergence of the outer steps). ``R`` may be
+    float32: the gradient, computed in float64, decides where the steps end."""
+    D32 = D.astype(R.dtype)
+    precW = 1.0 / ((R * R).T @ D32 + reg)  # inverse Hessian diagonal in the basis
     precb = 1.0 / np.maximum(D.sum(axis=0), 1e-300)
     sW, sb = np.zeros_like(gW), np.zeros_like(gb)
     rW, rb = -gW * todo, -gb * todo
@@ -102,8 +104,8 @@ def _newton_direction(R, R2, D, reg, gW, gb, todo):
     pW, pb = zW, zb
     rz = (rW * zW).sum(axis=0) + rb * zb
     for _ in range(R.shape[1] + 1):
-        Hz = D * (R @ pW + pb)
-        HW, Hb = R.T @ Hz + reg * pW, Hz.sum(axis=0)
+        Hz = D32 * (R @ pW.astype(R.dtype) + pb.astype(R.dtype))
+        HW, Hb = (R.T @ Hz).astype(np.float64) + reg * pW, Hz.sum(axis=0, dtype=np.float64)
         pHp = (pW * HW).sum(axis=0) + pb * Hb
         alpha = np.where(rz > 0, rz / np.where(pHp > 0, pHp, 1.0), 0.0)
         sW, sb = sW + alpha * pW, sb + alpha * pb

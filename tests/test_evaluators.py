@@ -307,6 +307,24 @@ def test_clustering_scores_match_sklearn():
     assert got["accuracy"] == pytest.approx(100 * hungarian_accuracy(labels, pred))
 
 
+def test_single_threaded_kmeans_gives_the_multithreaded_labels():
+    """--jobs runs k-means with one OpenMP thread; the labels must be those of the threaded default
+    (overlapping clusters, so that summation order could move borderline points if it mattered)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((4000, 16)) + 1.5 * rng.standard_normal((12, 16))[rng.integers(0, 12, 4000)]
+    rows = tuple({"text": str(i), "label": "0", "split": "test"} for i in range(len(X)))
+    ev = Clustering(FakeTask("x", "clustering", "x", rows=rows), FakeCorpus(len(X)))
+    runs = {}
+    for threads in (1, 2, 4):
+        with threadpool_limits(threads):
+            runs[threads] = [ev.model(12, seed).fit_predict(X) for seed in range(3)]
+    for threads in (2, 4):
+        for a, b in zip(runs[1], runs[threads]):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_bad_protocols_and_missing_splits_are_hs_errors():
     rng = np.random.default_rng(0)
     _, rows = _classification_rows(rng)
