@@ -6,7 +6,8 @@
   scikit-learn's objective solved to its optimum: two-class tasks by :mod:`analysis.newton` (all of
   a training set's folds and C values in one batched Newton run), others by :mod:`analysis.logreg`.
 * ``probe``: the same folds and splits, but ridge regression on one-hot labels with the
-  regularisation chosen in closed form (:mod:`analysis.probe`): a fast proxy for grids.
+  regularisation chosen in closed form (:mod:`analysis.probe`) from SentEval's C grid mapped to
+  ridge penalties (PROBE_LAMBDAS): a fast proxy for grids.
 * ``mteb``: MTEB's few-shot protocol with the task's own settings from the task registry.
 """
 from __future__ import annotations
@@ -26,6 +27,16 @@ PROTOCOLS = ("senteval", "probe", "mteb")
 C_GRID = [2.0 ** t for t in range(-2, 5)]  # SentEval's L2 grid
 SEED = 1111  # SentEval's fold seed
 OUTER_FOLDS, INNER_FOLDS = 10, 5
+# The probe's ridge penalties: SentEval's C grid mapped through the logistic loss's largest
+# curvature (1/4): ridge on X^T X + lam I matches logistic C/4 X^T X + I at lam = 4/C. Absolute,
+# like SentEval's C, so the probe shares SentEval's dependence on the features' scale and ranks
+# recipes like it (a scale-free grid ranked z-scored pair features far above SentEval's order).
+PROBE_LAMBDAS = tuple(4.0 / C for C in C_GRID)
+
+
+def _probe_alphas(fit) -> list[float]:
+    """PROBE_LAMBDAS in the units of :meth:`probe.RidgeFit.lambdas`."""
+    return [lam / fit.scale for lam in PROBE_LAMBDAS]
 
 
 def _stratified_folds(y: np.ndarray, folds: int, seed: int = SEED):
@@ -162,7 +173,7 @@ def probe_cv(F: np.ndarray, y: np.ndarray) -> dict:
     accs = []
     for tr, te in _stratified_folds(y, OUTER_FOLDS):
         fit = probe.RidgeFit(F[tr], yi[tr], len(classes))
-        accs.append(probe.accuracy(fit, probe.choose_by_loo(fit, yi[tr]), F[te], yi[te]))
+        accs.append(probe.accuracy(fit, probe.choose_by_loo(fit, yi[tr], _probe_alphas(fit)), F[te], yi[te]))
     return _cv_scores(accs)
 
 
@@ -170,7 +181,8 @@ def probe_split(F: np.ndarray, y: np.ndarray, splits: np.ndarray) -> dict:
     classes, yi = np.unique(y, return_inverse=True)
     tr, te, dev = splits == "train", splits == "test", splits == "dev"
     fit = probe.RidgeFit(F[tr], yi[tr], len(classes))
-    lam = probe.choose_on(fit, F[dev], yi[dev]) if dev.any() else probe.choose_by_loo(fit, yi[tr])
+    alphas = _probe_alphas(fit)
+    lam = probe.choose_on(fit, F[dev], yi[dev], alphas) if dev.any() else probe.choose_by_loo(fit, yi[tr], alphas)
     acc = 100 * probe.accuracy(fit, lam, F[te], yi[te])
     return {"accuracy": acc, "lambda": lam, "main_score": acc}
 

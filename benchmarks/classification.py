@@ -3,6 +3,7 @@
     python benchmarks/classification.py senteval STORE -t trec -t mr      # today's vs the new SentEval protocol
     python benchmarks/classification.py probe STORE [STORE ...]           # probe time per classification task
     python benchmarks/classification.py agreement STORE -t mr -t cr ...   # probe vs SentEval over 30+ recipes
+        [--senteval-from EARLIER.json]                                    # (SentEval side from an earlier run)
     python benchmarks/classification.py clustering STORE -t tweet ...     # where clustering time goes, jobs 1 vs 2
     python benchmarks/classification.py study STORE [STORE ...]           # one recipe over the study's 26 tasks
 
@@ -186,9 +187,18 @@ def agreement(args) -> dict:
 
     tasks = [get_task(t) for t in args.tasks]
     out = {"recipes": [str(r) for r in recipes], "tasks": {}}
+    # --senteval-from: the SentEval side from an earlier run's JSON (same recipes), the probe recomputed
+    earlier = json.loads(args.senteval_from.read_text()) if args.senteval_from else {"recipes": [], "tasks": {}}
+    if args.senteval_from and earlier["recipes"] != out["recipes"]:
+        raise SystemExit(f"{args.senteval_from} has other recipes than this grid")
+    if args.senteval_from:
+        tasks = [t for t in tasks if t.id in earlier["tasks"]]
     for task in tasks:
         p, wp, _ = clock(lambda: [r.main_score for r in eng_p.run([task], recipes, progress=False, jobs=args.jobs)])
-        s, ws, _ = clock(lambda: [r.main_score for r in eng_s.run([task], recipes, progress=False, jobs=args.jobs)])
+        if task.id in earlier["tasks"]:
+            s, ws = earlier["tasks"][task.id]["senteval"], earlier["tasks"][task.id]["senteval_wall_s"]
+        else:
+            s, ws, _ = clock(lambda: [r.main_score for r in eng_s.run([task], recipes, progress=False, jobs=args.jobs)])
         rho = _spearman(np.array(p), np.array(s))
         out["tasks"][task.id] = {"spearman": rho, "mean_abs_diff": float(np.mean(np.abs(np.array(p) - np.array(s)))),
                                  "probe": p, "senteval": s, "probe_wall_s": wp, "senteval_wall_s": ws,
@@ -299,6 +309,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--tight", action="store_true", help="senteval: also a tightly converged scikit-learn run")
+    ap.add_argument("--senteval-from", type=Path, help="agreement: take the SentEval scores from this earlier JSON")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     out = globals()[args.mode](args)
