@@ -81,7 +81,8 @@ def solve(R: np.ndarray, positive: np.ndarray, rows: np.ndarray, Cs, gtol: float
         t = todo.astype(np.float64)
         for _ in range(60):
             f_new, z_new, m_new = evaluate(W + t * sW, b + t * sb)
-            ok = f_new <= f + 1e-4 * t * slope
+            # near the optimum the decrease is below float64 rounding of the summed loss: accept
+            ok = f_new <= f + 1e-4 * t * slope + 1e-11 * (1.0 + np.abs(f))
             if ok.all():
                 break
             t = np.where(ok, t, t / 2)
