@@ -3,9 +3,11 @@
 * ``senteval``: L2 logistic regression, C from SentEval's grid. The one-split tasks (MR, CR, SUBJ,
   MPQA) use 10-fold CV with C chosen by an inner 5-fold CV; the others choose C on the dev split
   (or by inner 5-fold CV on train where there is none), train on train and score test. The fits are
-  scikit-learn's objective solved to its optimum by :mod:`analysis.logreg`.
+  scikit-learn's objective solved to its optimum: two-class tasks by :mod:`analysis.newton` (all of
+  a training set's folds and C values in one batched Newton run), others by :mod:`analysis.logreg`.
 * ``probe``: the same folds and splits, but ridge regression on one-hot labels with the
-  regularisation chosen in closed form (:mod:`analysis.probe`): a fast proxy for grids.
+  regularisation chosen in closed form (:mod:`analysis.probe`) from SentEval's C grid mapped to
+  ridge penalties (PROBE_LAMBDAS): a fast proxy for grids.
 * ``mteb``: MTEB's few-shot protocol with the task's own settings from the task registry.
 """
 from __future__ import annotations
@@ -19,12 +21,22 @@ from hsstore.errors import HsError
 from hsstore.store import Corpus
 from hsstore.tasks import MtebClassification, Task
 
-from . import logreg, probe
+from . import logreg, newton, probe
 
 PROTOCOLS = ("senteval", "probe", "mteb")
 C_GRID = [2.0 ** t for t in range(-2, 5)]  # SentEval's L2 grid
 SEED = 1111  # SentEval's fold seed
 OUTER_FOLDS, INNER_FOLDS = 10, 5
+# The probe's ridge penalties: SentEval's C grid mapped through the logistic loss's largest
+# curvature (1/4): ridge on X^T X + lam I matches logistic C/4 X^T X + I at lam = 4/C. Absolute,
+# like SentEval's C, so the probe shares SentEval's dependence on the features' scale and ranks
+# recipes like it (a scale-free grid ranked z-scored pair features far above SentEval's order).
+PROBE_LAMBDAS = tuple(4.0 / C for C in C_GRID)
+
+
+def _probe_alphas(fit) -> list[float]:
+    """PROBE_LAMBDAS in the units of :meth:`probe.RidgeFit.lambdas`."""
+    return [lam / fit.scale for lam in PROBE_LAMBDAS]
 
 
 def _stratified_folds(y: np.ndarray, folds: int, seed: int = SEED):
@@ -35,16 +47,39 @@ def _stratified_folds(y: np.ndarray, folds: int, seed: int = SEED):
 
 def select_C(X: np.ndarray, y: np.ndarray, folds: int = INNER_FOLDS, seed: int = SEED):
     """SentEval's selection: the C of C_GRID with the best mean accuracy over an inner stratified CV
-    (the first such C on ties). Returns it with the fit on all of ``X`` at that C.
-
-    The inner folds start from the solutions on all of ``X`` (80% of their rows are the same), which
-    saves most of their iterations; the optima do not depend on the start."""
+    (the first such C on ties). Returns it with the fit on all of ``X`` at that C."""
+    classes, yi = np.unique(y, return_inverse=True)
+    if len(classes) == 2:
+        basis = newton.Basis(X, yi)
+        C, (w, b), _ = _select_C_binary(basis.rotate(X), yi, folds, seed)
+        return C, (classes, (*basis.unrotate(w, b), 0))
+    # The inner folds start from the solutions on all of ``X`` (80% of their rows are the same),
+    # which saves most of their iterations; the optima do not depend on the start.
     classes, full = logreg.fit_path(X, y, C_GRID)
     starts = [(coef, b) for coef, b, _ in full]
     accs = np.mean([logreg.path_accuracies(X[tr], y[tr], X[va], y[va], C_GRID, starts)
                     for tr, va in _stratified_folds(y, folds, seed)], axis=0)
     best = int(np.argmax(accs))
     return C_GRID[best], (classes, full[best])
+
+
+def _select_C_binary(R: np.ndarray, yi: np.ndarray, folds: int = INNER_FOLDS, seed: int = SEED, start=None):
+    """select_C for two classes on rotated rows (a :class:`newton.Basis`): the whole set and its
+    inner folds at every C, 7 x (1 + folds) problems, solved together, from ``start`` (all
+    problems' ``(W, b)``, e.g. the previous outer fold's) or zero. Returns (C, (w, b), (W, b)) in
+    the rotated coordinates; the optima do not depend on the start."""
+    inner = _stratified_folds(yi, folds, seed)
+    rows = np.ones((len(R), 1 + folds))
+    for j, (_, va) in enumerate(inner, start=1):
+        rows[va, j] = 0.0
+    K = len(C_GRID)
+    W, b, _ = newton.solve(R, (yi == 1)[:, None], np.repeat(rows, K, axis=1), C_GRID * (1 + folds), start=start)
+    accs = np.zeros(K)
+    for j, (_, va) in enumerate(inner, start=1):
+        cols = slice(j * K, (j + 1) * K)
+        accs += (((R[va] @ W[:, cols] + b[cols]) > 0) == (yi[va] == 1)[:, None]).mean(axis=0)
+    best = int(np.argmax(accs / folds))
+    return C_GRID[best], (W[:, best], b[best]), (W, b)
 
 
 def _score(fit, X, y) -> float:
@@ -99,15 +134,22 @@ def _cv_scores(accs: list[float]) -> dict:
 
 def senteval_cv(F: np.ndarray, y: np.ndarray) -> dict:
     accs = []
+    classes, yi = np.unique(y, return_inverse=True)
+    if len(classes) == 2:  # one basis for all outer folds, each starting from the last: speed only
+        R, start = newton.Basis(F, yi).rotate(F), None
     for tr, te in _stratified_folds(y, OUTER_FOLDS):
-        accs.append(_score(select_C(F[tr], y[tr])[1], F[te], y[te]))
+        if len(classes) == 2:
+            _, (w, b), start = _select_C_binary(R[tr], yi[tr], start=start)
+            accs.append(float(np.mean(((R[te] @ w + b) > 0) == (yi[te] == 1))))
+        else:
+            accs.append(_score(select_C(F[tr], y[tr])[1], F[te], y[te]))
     return _cv_scores(accs)
 
 
 def senteval_split(F: np.ndarray, y: np.ndarray, splits: np.ndarray) -> dict:
     tr, te, dev = splits == "train", splits == "test", splits == "dev"
     if dev.any():
-        classes, fits = logreg.fit_path(F[tr], y[tr], C_GRID)
+        classes, fits = _fit_grid(F[tr], y[tr])
         best = int(np.argmax([_score((classes, f), F[dev], y[dev]) for f in fits]))
         C, fit = C_GRID[best], (classes, fits[best])
     else:
@@ -116,12 +158,22 @@ def senteval_split(F: np.ndarray, y: np.ndarray, splits: np.ndarray) -> dict:
     return {"accuracy": acc, "C": C, "main_score": acc}
 
 
+def _fit_grid(X: np.ndarray, y: np.ndarray):
+    """(classes, [(coef, intercept, iterations) for each C of C_GRID]) on all of X."""
+    classes, yi = np.unique(y, return_inverse=True)
+    if len(classes) != 2:
+        return logreg.fit_path(X, y, C_GRID)
+    basis = newton.Basis(X, yi)
+    W, b, steps = newton.solve(basis.rotate(X), (yi == 1)[:, None], np.ones((len(X), len(C_GRID))), C_GRID)
+    return classes, [(*basis.unrotate(W[:, j], b[j]), steps) for j in range(len(C_GRID))]
+
+
 def probe_cv(F: np.ndarray, y: np.ndarray) -> dict:
     classes, yi = np.unique(y, return_inverse=True)
     accs = []
     for tr, te in _stratified_folds(y, OUTER_FOLDS):
         fit = probe.RidgeFit(F[tr], yi[tr], len(classes))
-        accs.append(probe.accuracy(fit, probe.choose_by_loo(fit, yi[tr]), F[te], yi[te]))
+        accs.append(probe.accuracy(fit, probe.choose_by_loo(fit, yi[tr], _probe_alphas(fit)), F[te], yi[te]))
     return _cv_scores(accs)
 
 
@@ -129,7 +181,8 @@ def probe_split(F: np.ndarray, y: np.ndarray, splits: np.ndarray) -> dict:
     classes, yi = np.unique(y, return_inverse=True)
     tr, te, dev = splits == "train", splits == "test", splits == "dev"
     fit = probe.RidgeFit(F[tr], yi[tr], len(classes))
-    lam = probe.choose_on(fit, F[dev], yi[dev]) if dev.any() else probe.choose_by_loo(fit, yi[tr])
+    alphas = _probe_alphas(fit)
+    lam = probe.choose_on(fit, F[dev], yi[dev], alphas) if dev.any() else probe.choose_by_loo(fit, yi[tr], alphas)
     acc = 100 * probe.accuracy(fit, lam, F[te], yi[te])
     return {"accuracy": acc, "lambda": lam, "main_score": acc}
 

@@ -3,6 +3,7 @@
     python benchmarks/classification.py senteval STORE -t trec -t mr      # today's vs the new SentEval protocol
     python benchmarks/classification.py probe STORE [STORE ...]           # probe time per classification task
     python benchmarks/classification.py agreement STORE -t mr -t cr ...   # probe vs SentEval over 30+ recipes
+        [--senteval-from EARLIER.json]                                    # (SentEval side from an earlier run)
     python benchmarks/classification.py clustering STORE -t tweet ...     # where clustering time goes, jobs 1 vs 2
     python benchmarks/classification.py study STORE [STORE ...]           # one recipe over the study's 26 tasks
 
@@ -163,14 +164,15 @@ def _tasks(eng, families, names):
 # --- agreement: probe vs SentEval over recipes ---
 
 AGREEMENT_GRID = {
-    "layers": ["0", "1", "2", "3", "4", "5", "6", "first-last", "emb-last", "all"],
-    "pool": ["mean", "max", "first"],
+    "layers": ["0", "1", "2", "3", "4", "5", "6", "first-last"],
+    "pool": ["mean", "max"],
 }
 AGREEMENT_EXTRA = [
+    "layers=last;pool=first", "layers=3;pool=first", "layers=last;pool=weightedmean", "layers=all;pool=mean",
     "layers=last;drop=special", "layers=last;drop=punct", "layers=last;pool=max;drop=special",
-    "layers=last;post=l2", "layers=last;post=zscore", "layers=last;post=whiten:k=64",
-    "layers=last;post=abtt:d=3", "layers=3;post=zscore", "layers=first-last;drop=special;post=l2",
-    "layers=0;drop=special;post=l2",
+    "layers=last;weights=idf", "layers=last;weights=sif", "layers=last;post=l2", "layers=last;post=zscore",
+    "layers=last;post=whiten:k=64", "layers=last;post=abtt:d=3", "layers=3;post=zscore",
+    "layers=first-last;drop=special;post=l2", "layers=0;drop=special;post=l2",
 ]
 
 
@@ -185,15 +187,26 @@ def agreement(args) -> dict:
 
     tasks = [get_task(t) for t in args.tasks]
     out = {"recipes": [str(r) for r in recipes], "tasks": {}}
+    # --senteval-from: the SentEval side from an earlier run's JSON (same recipes), the probe recomputed
+    earlier = json.loads(args.senteval_from.read_text()) if args.senteval_from else {"recipes": [], "tasks": {}}
+    if args.senteval_from and earlier["recipes"] != out["recipes"]:
+        raise SystemExit(f"{args.senteval_from} has other recipes than this grid")
+    if args.senteval_from:
+        tasks = [t for t in tasks if t.id in earlier["tasks"]]
     for task in tasks:
         p, wp, _ = clock(lambda: [r.main_score for r in eng_p.run([task], recipes, progress=False, jobs=args.jobs)])
-        s, ws, _ = clock(lambda: [r.main_score for r in eng_s.run([task], recipes, progress=False, jobs=args.jobs)])
+        if task.id in earlier["tasks"]:
+            s, ws = earlier["tasks"][task.id]["senteval"], earlier["tasks"][task.id]["senteval_wall_s"]
+        else:
+            s, ws, _ = clock(lambda: [r.main_score for r in eng_s.run([task], recipes, progress=False, jobs=args.jobs)])
         rho = _spearman(np.array(p), np.array(s))
         out["tasks"][task.id] = {"spearman": rho, "mean_abs_diff": float(np.mean(np.abs(np.array(p) - np.array(s)))),
                                  "probe": p, "senteval": s, "probe_wall_s": wp, "senteval_wall_s": ws,
                                  "senteval_range": [float(min(s)), float(max(s))]}
         print(task.id, f"spearman={rho:.3f}", f"mean|diff|={out['tasks'][task.id]['mean_abs_diff']:.2f}",
               f"probe {wp:.1f}s senteval {ws:.1f}s", flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=1))
     return out
 
 
@@ -221,6 +234,7 @@ def clustering(args) -> dict:
         ev = eng.evaluator(task)
         X = eng.embed(task.id, recipe)
         row = {"embed_cold_s": w_embed_cold}
+        preds = {}
         for threads in (None, 1):
             with threadpool_limits(threads):
                 km = mt = 0.0
@@ -230,12 +244,15 @@ def clustering(args) -> dict:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         pred, w, _ = clock(lambda: ev.model(len(np.unique(labels)), state).fit_predict(pts))
+                    preds.setdefault(threads, []).append(pred)
                     km += w
                     _, w, _ = clock(lambda: scores_from_table(contingency(labels, pred)))
                     mt += w
                 row[f"kmeans_s_threads_{threads or 'all'}"], row[f"metrics_s_threads_{threads or 'all'}"] = km, mt
+        # single-threaded k-means (as under --jobs) must give the multi-threaded default's labels, bit for bit
+        row["labels_identical_1_vs_all_threads"] = all(np.array_equal(a, b) for a, b in zip(preds[None], preds[1]))
         out[task.id] = row
-        print(task.id, {k: round(v, 3) for k, v in row.items()}, flush=True)
+        print(task.id, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     # one recipe over every clustering task: jobs 1 vs 2 (identical numbers required)
     for jobs in (1, 2):
         res, w, _ = clock(lambda: eng.run(tasks, [parse_recipe(args.recipe)], progress=False, jobs=jobs))
@@ -250,9 +267,9 @@ def clustering(args) -> dict:
 
 STUDY = {
     "sts": ["sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr", "sts17"],
-    "clustering": ["twentynewsgroups", "reddit", "stackexchange", "stackoverflow", "tweet", "searchsnippets"],
-    "classification": ["mr", "cr", "subj", "mpqa", "sst2", "trec", "mrpc", "sicke",
-                       "banking77", "emotion", "amazon-counterfactual", "tweet-sentiment"],
+    "clustering": ["tweet", "agnews", "searchsnippets", "googlenews-ts", "stackoverflow", "biomedical"],
+    "classification": ["cr", "mpqa", "trec", "mrpc", "sicke", "amazon-counterfactual", "banking77", "mr", "subj",
+                       "emotion", "tweet-sentiment", "sst2"],
 }
 
 
@@ -292,6 +309,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--tight", action="store_true", help="senteval: also a tightly converged scikit-learn run")
+    ap.add_argument("--senteval-from", type=Path, help="agreement: take the SentEval scores from this earlier JSON")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     out = globals()[args.mode](args)

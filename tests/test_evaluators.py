@@ -190,11 +190,41 @@ def test_fast_logistic_regression_is_sklearns_optimum(k):
                                    atol=1e-4)
 
 
-def test_senteval_protocol_equals_sklearn_fits_on_the_same_folds():
+def test_batched_newton_reaches_sklearns_optimum_for_every_rows_and_C():
+    from sklearn.linear_model import LogisticRegression
+
+    from analysis import newton
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 240)
+    X = 0.05 * rng.standard_normal((240, 10)) + 0.03 * np.outer(y, rng.standard_normal(10)) + 1.0
+    basis = newton.Basis(X, y)
+    rows = np.ones((240, 3))
+    rows[:80, 1] = rows[80:160, 2] = 0
+    Cs = [0.25, 4.0, 16.0]
+    W, b, _ = newton.solve(basis.rotate(X), (y == 1)[:, None], np.repeat(rows, 3, axis=1), Cs * 3, gtol=1e-10)
+    sign = np.where(y == 1, 1.0, -1.0)
+    for j in range(9):
+        keep, C = rows[:, j // 3] == 1, Cs[j % 3]
+        ref = LogisticRegression(C=C, tol=1e-12, max_iter=100000).fit(X[keep], y[keep])
+        coef, intercept = basis.unrotate(W[:, j], b[j])
+        np.testing.assert_allclose(coef, ref.coef_, rtol=0, atol=1e-4 * np.abs(ref.coef_).max())
+        # scikit-learn's objective and its gradient, in plain numpy: ours is the optimum (sklearn's
+        # lbfgs stops with gradients up to ~1e-4 here, so ours must be at least as low)
+        def objective(w, c, keep=keep, C=C):
+            m = sign[keep] * (X[keep] @ w + c)
+            return C * np.logaddexp(0, -m).sum() + 0.5 * w @ w, -C * sign[keep] / (1 + np.exp(m))
+        f, g = objective(coef[0], intercept[0])
+        assert np.abs(np.r_[X[keep].T @ g + coef[0], g.sum()]).max() < 1e-7
+        assert f <= objective(ref.coef_[0], ref.intercept_[0])[0] + 1e-12
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_senteval_protocol_equals_sklearn_fits_on_the_same_folds(k):
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(5)
-    y = rng.integers(0, 3, 100).astype(str)
+    y = rng.integers(0, k, 100).astype(str)
     F = rng.standard_normal((100, 3)) + (y == "1")[:, None] * 0.8
 
     def sk(Xtr, ytr, Xte, yte, C):
@@ -206,6 +236,11 @@ def test_senteval_protocol_equals_sklearn_fits_on_the_same_folds():
                  for C in cl.C_GRID]
         accs.append(sk(F[tr], y[tr], F[te], y[te], cl.C_GRID[int(np.argmax(inner))]))
     assert cl.senteval_cv(F, y)["main_score"] == pytest.approx(100 * np.mean(accs), abs=1e-9)
+    # the train/dev/test protocol: C chosen on dev, scored on test
+    splits = np.array(["train"] * 60 + ["dev"] * 20 + ["test"] * 20)
+    tr, dev, te = (splits == s for s in ("train", "dev", "test"))
+    best = cl.C_GRID[int(np.argmax([sk(F[tr], y[tr], F[dev], y[dev], C) for C in cl.C_GRID]))]
+    assert cl.senteval_split(F, y, splits)["main_score"] == pytest.approx(100 * sk(F[tr], y[tr], F[te], y[te], best))
 
 
 # --- MTEB's protocol: the registry against the installed mteb ---
@@ -270,6 +305,24 @@ def test_clustering_scores_match_sklearn():
     assert got["v_measure"] == pytest.approx(100 * v_measure_score(labels, pred), abs=1e-9)
     assert got["nmi"] == pytest.approx(100 * normalized_mutual_info_score(labels, pred), abs=1e-9)
     assert got["accuracy"] == pytest.approx(100 * hungarian_accuracy(labels, pred))
+
+
+def test_single_threaded_kmeans_gives_the_multithreaded_labels():
+    """--jobs runs k-means with one OpenMP thread; the labels must be those of the threaded default
+    (overlapping clusters, so that summation order could move borderline points if it mattered)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((4000, 16)) + 1.5 * rng.standard_normal((12, 16))[rng.integers(0, 12, 4000)]
+    rows = tuple({"text": str(i), "label": "0", "split": "test"} for i in range(len(X)))
+    ev = Clustering(FakeTask("x", "clustering", "x", rows=rows), FakeCorpus(len(X)))
+    runs = {}
+    for threads in (1, 2, 4):
+        with threadpool_limits(threads):
+            runs[threads] = [ev.model(12, seed).fit_predict(X) for seed in range(3)]
+    for threads in (2, 4):
+        for a, b in zip(runs[1], runs[threads]):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_bad_protocols_and_missing_splits_are_hs_errors():
