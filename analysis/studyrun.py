@@ -121,14 +121,9 @@ def _family_means(results: ResultsFile, tasks: list[str], entries: list[study.En
     return out
 
 
-# stored layers kept in memory at once: a layer mix pools layer by layer, so one layer of the largest
-# corpus is what must fit (SST-2's 963k tokens x 384 dims in float16: 0.74 GB)
-LAYER_BUDGET = 1 << 30
-
-
 def _free_task_memory(engine) -> None:
-    """Forget a finished task's pooled matrices and layers: memory stays that of one task (view tables are kept)."""
-    engine.pooler.layers.items.clear()
+    """Forget a finished task's pooled matrices: memory stays that of one task (stored states are streamed,
+    view tables are kept)."""
     engine.pooler.pooled.clear()
     engine.pooler.weights.clear()
     engine._chains.clear()
@@ -157,7 +152,6 @@ def run_preset(store, name: str, json_path: Path | None, options: dict, jobs: in
     key = run_key(store, [c for c in preset.corpora() if not c.endswith("~empty")], protocol)
     results = ResultsFile(json_path, key, log)
     engine = Engine(store, options, disk_cache=disk_cache)
-    engine.pooler.layers.budget = LAYER_BUDGET
     jobs = jobs or default_jobs()
     plans = {fam: study.stage1(fam, store.n_model_layers, study.family_template(preset, fam), glove)
              for fam in preset.families}
