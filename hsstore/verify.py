@@ -135,7 +135,8 @@ def verify(path: Path, corpus: str | None = None, deep: bool = False, repair: bo
     from .store import Store
 
     report = Report()
-    if (path / "shards").is_dir():  # a sharded dump in progress (shards.py)
+    path = storage.location(path)
+    if not storage.is_remote(path) and (path / "shards").is_dir():  # a sharded dump in progress (shards.py)
         from .shards import verify_shards
         report = verify_shards(path, deep)
         if not (path / "zarr.json").exists():
