@@ -32,7 +32,7 @@ import numpy as np
 from .atomic import fault_point, read_group_attrs, remove_temp_files, write_bytes, write_group_attrs
 from .chunks import check_present, chunk_key, expected_keys, list_files
 from .errors import HsError, StoreError
-from .writer import MANIFEST_ROWS, SHARD_DIRS, ChunkFiles, CorpusPlan, StoreWriter, corpus_chunk_tokens
+from .writer import MANIFEST_ROWS, SHARD_DIRS, ChunkFiles, CorpusPlan, StoreWriter, corpus_chunk_tokens, write_chunk_run
 
 SHARDS, RETIRED = SHARD_DIRS  # STORE/shards/K-of-N: one store per shard; shards/ renamed after a merge
 _SHARD_NAME = re.compile(r"([1-9][0-9]*)-of-([1-9][0-9]*)")
@@ -223,16 +223,7 @@ class ShardWriter:
             return
         if n > 0:
             data = np.concatenate(self.buf, axis=1) if len(self.buf) > 1 else self.buf[0]
-            first = self.buf_start // self.chunk
-            jobs = [(data[layer, offset:offset + self.chunk][None], (layer, first + offset // self.chunk, 0))
-                    for offset in range(0, n, self.chunk) for layer in range(self.n_layers)]
-            for (_, (layer, col, _)), crc in zip(jobs, self.files.write_many(jobs)):
-                self.manifest[col, layer] = crc
-            fault_point("chunks-written")
-            last = (self.buf_start + n - 1) // self.chunk
-            for row in range(first // MANIFEST_ROWS, last // MANIFEST_ROWS + 1):
-                self.crc_files.write(self.manifest[row * MANIFEST_ROWS:(row + 1) * MANIFEST_ROWS], (row, 0))
-            fault_point("manifest-written")
+            write_chunk_run(self, data, n)
             self.buf = [data[:, n:]] if n < pending else []
             self.buf_start += n
         self.done = self.buf_start >= self.hi

@@ -412,6 +412,22 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return _POOLS[threads]
 
 
+def write_chunk_run(w, data: np.ndarray, n: int) -> None:
+    """Write tokens ``[w.buf_start, w.buf_start + n)`` (``data``: layers x tokens x hidden, starting at
+    ``w.buf_start``) as chunk files, then the manifest rows that cover them; ``w`` is a corpus writer
+    (its ``files``, ``crc_files``, ``manifest``, ``chunk``, ``n_layers``). Shared by a plain dump and a shard."""
+    first = w.buf_start // w.chunk
+    jobs = [(data[layer, offset:offset + w.chunk][None], (layer, first + offset // w.chunk, 0))
+            for offset in range(0, n, w.chunk) for layer in range(w.n_layers)]
+    for (_, (layer, col, _)), crc in zip(jobs, w.files.write_many(jobs)):
+        w.manifest[col, layer] = crc
+    fault_point("chunks-written")
+    last = (w.buf_start + n - 1) // w.chunk
+    for row in range(first // MANIFEST_ROWS, last // MANIFEST_ROWS + 1):
+        w.crc_files.write(w.manifest[row * MANIFEST_ROWS:(row + 1) * MANIFEST_ROWS], (row, 0))
+    fault_point("manifest-written")
+
+
 class CorpusWriter:
     """Appends batches of hidden states (in plan order) and moves the commit watermark."""
 
@@ -506,17 +522,8 @@ class CorpusWriter:
             return
         if n:
             data = np.concatenate(self.buf, axis=1) if len(self.buf) > 1 else self.buf[0]
-            first = self.buf_start // self.chunk
-            self.side.write(first, n)  # attention diagonals first: the manifest and watermark cover both
-            jobs = [(data[layer, offset:offset + self.chunk][None], (layer, first + offset // self.chunk, 0))
-                    for offset in range(0, n, self.chunk) for layer in range(self.n_layers)]
-            for (_, (layer, col, _)), crc in zip(jobs, self.files.write_many(jobs)):
-                self.manifest[col, layer] = crc
-            fault_point("chunks-written")
-            last = (self.buf_start + n - 1) // self.chunk
-            for row in range(first // MANIFEST_ROWS, last // MANIFEST_ROWS + 1):
-                self.crc_files.write(self.manifest[row * MANIFEST_ROWS:(row + 1) * MANIFEST_ROWS], (row, 0))
-            fault_point("manifest-written")
+            self.side.write(self.buf_start // self.chunk, n)  # attention diagonals first: the manifest and watermark cover both
+            write_chunk_run(self, data, n)
             self.buf = [data[:, n:]] if n < pending else []
             self.buf_start += n
         committed = int(np.searchsorted(self.batch_token_ends, self.buf_start, side="right"))
