@@ -3,8 +3,8 @@
 * ``senteval``: L2 logistic regression, C from SentEval's grid. The one-split tasks (MR, CR, SUBJ,
   MPQA) use 10-fold CV with C chosen by an inner 5-fold CV; the others choose C on the dev split
   (or by inner 5-fold CV on train where there is none), train on train and score test. The fits are
-  scikit-learn's objective solved to its optimum: two-class tasks by :mod:`analysis.newton` (all of
-  a training set's folds and C values in one batched Newton run), others by :mod:`analysis.logreg`.
+  scikit-learn's objective solved to its optimum by :mod:`analysis.logreg`: every outer fold's
+  inner folds at every C in one batched L-BFGS run, the final fits in another.
 * ``probe``: the same folds and splits, but ridge regression on one-hot labels with the
   regularisation chosen in closed form (:mod:`analysis.probe`) from SentEval's C grid mapped to
   ridge penalties (PROBE_LAMBDAS): a fast proxy for grids.
@@ -21,7 +21,7 @@ from hsstore.errors import HsError
 from hsstore.store import Corpus
 from hsstore.tasks import MtebClassification, Task
 
-from . import logreg, newton, probe
+from . import logreg, probe
 
 PROTOCOLS = ("senteval", "probe", "mteb")
 C_GRID = [2.0 ** t for t in range(-2, 5)]  # SentEval's L2 grid
@@ -45,46 +45,34 @@ def _stratified_folds(y: np.ndarray, folds: int, seed: int = SEED):
     return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
-def select_C(X: np.ndarray, y: np.ndarray, folds: int = INNER_FOLDS, seed: int = SEED):
-    """SentEval's selection: the C of C_GRID with the best mean accuracy over an inner stratified CV
-    (the first such C on ties). Returns it with the fit on all of ``X`` at that C."""
-    classes, yi = np.unique(y, return_inverse=True)
-    if len(classes) == 2:
-        basis = newton.Basis(X, yi)
-        C, (w, b), _ = _select_C_binary(basis.rotate(X), yi, folds, seed)
-        return C, (classes, (*basis.unrotate(w, b), 0))
-    # The inner folds start from the solutions on all of ``X`` (80% of their rows are the same),
-    # which saves most of their iterations; the optima do not depend on the start.
-    classes, full = logreg.fit_path(X, y, C_GRID)
-    starts = [(coef, b) for coef, b, _ in full]
-    accs = np.mean([logreg.path_accuracies(X[tr], y[tr], X[va], y[va], C_GRID, starts)
-                    for tr, va in _stratified_folds(y, folds, seed)], axis=0)
-    best = int(np.argmax(accs))
-    return C_GRID[best], (classes, full[best])
-
-
-def _select_C_binary(R: np.ndarray, yi: np.ndarray, folds: int = INNER_FOLDS, seed: int = SEED, start=None):
-    """select_C for two classes on rotated rows (a :class:`newton.Basis`): the whole set and its
-    inner folds at every C, 7 x (1 + folds) problems, solved together, from ``start`` (all
-    problems' ``(W, b)``, e.g. the previous outer fold's) or zero. Returns (C, (w, b), (W, b)) in
-    the rotated coordinates; the optima do not depend on the start."""
-    inner = _stratified_folds(yi, folds, seed)
-    rows = np.ones((len(R), 1 + folds))
-    for j, (_, va) in enumerate(inner, start=1):
-        rows[va, j] = 0.0
-    K = len(C_GRID)
-    W, b, _ = newton.solve(R, (yi == 1)[:, None], np.repeat(rows, K, axis=1), C_GRID * (1 + folds), start=start)
-    accs = np.zeros(K)
-    for j, (_, va) in enumerate(inner, start=1):
-        cols = slice(j * K, (j + 1) * K)
-        accs += (((R[va] @ W[:, cols] + b[cols]) > 0) == (yi[va] == 1)[:, None]).mean(axis=0)
-    best = int(np.argmax(accs / folds))
-    return C_GRID[best], (W[:, best], b[best]), (W, b)
-
-
-def _score(fit, X, y) -> float:
-    classes, (coef, b, _) = fit
-    return float(np.mean(logreg.predict(classes, coef, b, X) == y))
+def _select_C(rot: logreg.Rotation, yi: np.ndarray, k: int, trains: list, folds: int = INNER_FOLDS,
+              seed: int = SEED):
+    """SentEval's selection for each training set (row indices of ``rot``): the C of C_GRID with the
+    best mean accuracy over the set's inner stratified folds (the first such C on ties), and the fit
+    on the whole set at that C. Every (set, inner fold, C) problem is solved in one batched run, the
+    final fits in a second, each starting from the mean of its set's inner solutions at its C.
+    Returns (the C of each set, weights, intercepts) in ``rot``'s coordinates."""
+    n, K = len(yi), len(C_GRID)
+    fits, checks = [], []
+    for tr in trains:
+        for a, v in _stratified_folds(yi[tr], folds, seed):
+            fits.append(tr[a])
+            checks.append(tr[v])
+    rows = np.zeros((n, len(fits) * K))
+    for j, idx in enumerate(fits):
+        rows[idx, j * K:(j + 1) * K] = 1.0
+    W, b, _ = logreg.solve(rot, yi, k, rows, C_GRID * len(fits))
+    accs = np.array([[np.mean(logreg.predict_rotated(W[j * K + c], b[j * K + c], rot.rotated64[v]) == yi[v])
+                      for c in range(K)] for j, v in enumerate(checks)]).reshape(len(trains), folds, K)
+    best = np.argmax(accs.mean(axis=1), axis=1)  # argmax: the first best C
+    pick = [(t * folds + np.arange(folds)) * K + c for t, c in enumerate(best)]
+    start = (np.stack([W[p].mean(axis=0) for p in pick]), np.stack([b[p].mean(axis=0) for p in pick]))
+    final = np.zeros((n, len(trains)))
+    for t, tr in enumerate(trains):
+        final[tr, t] = 1.0
+    Cs = [C_GRID[c] for c in best]
+    Wf, bf, _ = logreg.solve(rot, yi, k, final, Cs, start=start)
+    return Cs, Wf, bf
 
 
 class Classification:
@@ -133,39 +121,31 @@ def _cv_scores(accs: list[float]) -> dict:
 
 
 def senteval_cv(F: np.ndarray, y: np.ndarray) -> dict:
-    accs = []
     classes, yi = np.unique(y, return_inverse=True)
-    if len(classes) == 2:  # one basis for all outer folds, each starting from the last: speed only
-        R, start = newton.Basis(F, yi).rotate(F), None
-    for tr, te in _stratified_folds(y, OUTER_FOLDS):
-        if len(classes) == 2:
-            _, (w, b), start = _select_C_binary(R[tr], yi[tr], start=start)
-            accs.append(float(np.mean(((R[te] @ w + b) > 0) == (yi[te] == 1))))
-        else:
-            accs.append(_score(select_C(F[tr], y[tr])[1], F[te], y[te]))
+    outer = _stratified_folds(y, OUTER_FOLDS)
+    # one rotation of all rows serves every outer fold: it only changes the solver's path
+    rot = logreg.Rotation(F)
+    _, W, b = _select_C(rot, yi, len(classes), [tr for tr, _ in outer])
+    accs = [float(np.mean(logreg.predict_rotated(W[t], b[t], rot.rotated64[te]) == yi[te]))
+            for t, (_, te) in enumerate(outer)]
     return _cv_scores(accs)
 
 
 def senteval_split(F: np.ndarray, y: np.ndarray, splits: np.ndarray) -> dict:
     tr, te, dev = splits == "train", splits == "test", splits == "dev"
-    if dev.any():
-        classes, fits = _fit_grid(F[tr], y[tr])
-        best = int(np.argmax([_score((classes, f), F[dev], y[dev]) for f in fits]))
-        C, fit = C_GRID[best], (classes, fits[best])
+    classes, yi = np.unique(y[tr], return_inverse=True)
+    rot = logreg.Rotation(F[tr])
+    if dev.any():  # C chosen on the dev split
+        W, b, _ = logreg.solve(rot, yi, len(classes), np.ones((len(yi), len(C_GRID))), C_GRID)
+        Rdev = rot.apply(F[dev])
+        best = int(np.argmax([np.mean(classes[logreg.predict_rotated(W[c], b[c], Rdev)] == y[dev])
+                              for c in range(len(C_GRID))]))
+        C, w, c0 = C_GRID[best], W[best], b[best]
     else:
-        C, fit = select_C(F[tr], y[tr])
-    acc = 100 * _score(fit, F[te], y[te])
+        (C,), W, b = _select_C(rot, yi, len(classes), [np.arange(len(yi))])
+        w, c0 = W[0], b[0]
+    acc = 100 * float(np.mean(classes[logreg.predict_rotated(w, c0, rot.apply(F[te]))] == y[te]))
     return {"accuracy": acc, "C": C, "main_score": acc}
-
-
-def _fit_grid(X: np.ndarray, y: np.ndarray):
-    """(classes, [(coef, intercept, iterations) for each C of C_GRID]) on all of X."""
-    classes, yi = np.unique(y, return_inverse=True)
-    if len(classes) != 2:
-        return logreg.fit_path(X, y, C_GRID)
-    basis = newton.Basis(X, yi)
-    W, b, steps = newton.solve(basis.rotate(X), (yi == 1)[:, None], np.ones((len(X), len(C_GRID))), C_GRID)
-    return classes, [(*basis.unrotate(W[:, j], b[j]), steps) for j in range(len(C_GRID))]
 
 
 def probe_cv(F: np.ndarray, y: np.ndarray) -> dict:

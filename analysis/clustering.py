@@ -75,6 +75,12 @@ class Clustering:
         self.preset, self.seeds = preset, seeds
         self.mteb = task.mteb if isinstance(task.mteb, MtebClustering) else MtebClustering()
 
+    @property
+    def cost(self) -> float:
+        """Relative cost, for scheduling: k-means passes cost points x clusters per run."""
+        per_set = 1 if self.preset == "mteb" else self.seeds
+        return float(sum(len(ids) * len(np.unique(labels)) for ids, labels in self.sets) * per_set)
+
     def runs(self) -> list[tuple[int, int]]:
         """(set index, random state) of every k-means run."""
         states = [self.mteb.seed] if self.preset == "mteb" else range(self.seeds)

@@ -19,8 +19,11 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def run_ordered(fn: Callable, items: Iterable, jobs: int | None = None, done: Callable | None = None) -> list:
-    """``[fn(x) for x in items]`` with ``jobs`` calls at a time; results in the order of ``items``."""
+def run_ordered(fn: Callable, items: Iterable, jobs: int | None = None, done: Callable | None = None,
+                cost: Callable | None = None) -> list:
+    """``[fn(x) for x in items]`` with ``jobs`` calls at a time; results in the order of ``items``.
+    With ``cost`` (a rough relative cost of one item), the costliest items start first, so that a
+    long one does not run alone at the end while the other workers idle."""
     from threadpoolctl import threadpool_limits
 
     items = list(items)
@@ -34,8 +37,9 @@ def run_ordered(fn: Callable, items: Iterable, jobs: int | None = None, done: Ca
                     done()
             return out
         results: list = [None] * len(items)
+        order = sorted(range(len(items)), key=lambda i: -cost(items[i])) if cost else range(len(items))
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(fn, x): i for i, x in enumerate(items)}
+            futures = {pool.submit(fn, items[i]): i for i in order}
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()  # re-raises a worker's error here
                 if done:

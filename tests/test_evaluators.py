@@ -190,33 +190,41 @@ def test_fast_logistic_regression_is_sklearns_optimum(k):
                                    atol=1e-4)
 
 
-def test_batched_newton_reaches_sklearns_optimum_for_every_rows_and_C():
+@pytest.mark.parametrize("k", [2, 3])
+def test_batched_solver_reaches_sklearns_optimum_for_every_rows_and_C(k):
     from sklearn.linear_model import LogisticRegression
 
-    from analysis import newton
-
     rng = np.random.default_rng(3)
-    y = rng.integers(0, 2, 240)
-    X = 0.05 * rng.standard_normal((240, 10)) + 0.03 * np.outer(y, rng.standard_normal(10)) + 1.0
-    basis = newton.Basis(X, y)
+    y = rng.integers(0, k, 240)
+    X = (0.05 * rng.standard_normal((240, 10)) + 0.03 * np.eye(k)[y] @ rng.standard_normal((k, 10)) + 1.0
+         ).astype(np.float32)  # float32 features: the solver's float32 phase, then its float64 one
+    rot = logreg.Rotation(X)
     rows = np.ones((240, 3))
     rows[:80, 1] = rows[80:160, 2] = 0
     Cs = [0.25, 4.0, 16.0]
-    W, b, _ = newton.solve(basis.rotate(X), (y == 1)[:, None], np.repeat(rows, 3, axis=1), Cs * 3, gtol=1e-10)
-    sign = np.where(y == 1, 1.0, -1.0)
+    W, b, _ = logreg.solve(rot, y, k, np.repeat(rows, 3, axis=1), Cs * 3, gtol=1e-9)
+    X64 = X.astype(np.float64)
     for j in range(9):
         keep, C = rows[:, j // 3] == 1, Cs[j % 3]
-        ref = LogisticRegression(C=C, tol=1e-12, max_iter=100000).fit(X[keep], y[keep])
-        coef, intercept = basis.unrotate(W[:, j], b[j])
+        ref = LogisticRegression(C=C, tol=1e-12, max_iter=100000).fit(X64[keep], y[keep])
+        coef, intercept = rot.unrotate(W[j], b[j])
         np.testing.assert_allclose(coef, ref.coef_, rtol=0, atol=1e-4 * np.abs(ref.coef_).max())
+
         # scikit-learn's objective and its gradient, in plain numpy: ours is the optimum (sklearn's
         # lbfgs stops with gradients up to ~1e-4 here, so ours must be at least as low)
-        def objective(w, c, keep=keep, C=C):
-            m = sign[keep] * (X[keep] @ w + c)
-            return C * np.logaddexp(0, -m).sum() + 0.5 * w @ w, -C * sign[keep] / (1 + np.exp(m))
-        f, g = objective(coef[0], intercept[0])
-        assert np.abs(np.r_[X[keep].T @ g + coef[0], g.sum()]).max() < 1e-7
-        assert f <= objective(ref.coef_[0], ref.intercept_[0])[0] + 1e-12
+        def objective(coef, intercept, keep=keep, C=C):
+            Z = X64[keep] @ coef.T + intercept
+            if k == 2:
+                sign = np.where(y[keep] == 1, 1.0, -1.0)[:, None]
+                return C * np.logaddexp(0, -sign * Z).sum() + 0.5 * (coef * coef).sum(), -C * sign / (1 + np.exp(sign * Z))
+            P = np.exp(Z - Z.max(axis=1, keepdims=True))
+            P /= P.sum(axis=1, keepdims=True)
+            loss = -np.log(P[np.arange(len(Z)), y[keep]]).sum()
+            return C * loss + 0.5 * (coef * coef).sum(), C * (P - np.eye(k)[y[keep]])
+        f, G = objective(coef, intercept)
+        grad = np.r_[(X64[keep].T @ G + coef.T).ravel(), G.sum(axis=0)] / (C * keep.sum())  # of the mean loss
+        assert np.abs(grad).max() < 1e-8
+        assert f <= objective(ref.coef_, ref.intercept_)[0] + 1e-9
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -359,3 +367,25 @@ def test_jobs_do_not_change_the_json(tiny_store, tmp_path):
         table = [ln for ln in res.output.splitlines() if not ln.startswith("wrote ")]
         outs.append((table, records))
     assert outs[0] == outs[1] and len(outs[0][1]) == 16
+
+
+def test_costliest_evaluations_start_first_and_results_keep_their_order():
+    import threading
+
+    from analysis.parallel import run_ordered
+
+    started, lock, both = [], threading.Lock(), threading.Barrier(2, timeout=30)
+
+    def work(x):
+        with lock:
+            started.append(x)
+            first = len(started) <= 2
+        if first:  # the first two wait for each other: nothing else can have started before them
+            both.wait()
+        return x * x
+
+    items = [3, 1, 4, 1, 5, 9, 2, 6]
+    out = run_ordered(work, items, jobs=2, cost=lambda x: x)
+    assert out == [x * x for x in items]
+    # two workers take from the queue in submission order: the first two are the costliest
+    assert sorted(started[:2]) == [6, 9] and sorted(started) == sorted(items)
