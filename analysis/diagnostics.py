@@ -19,9 +19,9 @@ def partition_ratio(X: np.ndarray) -> float:
     Z(c) = sum_i exp(c . x_i); 1 is perfectly isotropic."""
     X = X.astype(np.float64)
     _, vecs = np.linalg.eigh(X.T @ X)
-    logits = X @ vecs  # (n, dim)
-    peak = logits.max()
-    logz = np.log(np.exp(logits - peak).sum(axis=0)) + peak
+    from scipy.special import logsumexp
+
+    logz = logsumexp(X @ vecs, axis=0)  # log Z(c) per eigenvector, each without underflow
     return float(np.exp(logz.min() - logz.max()))
 
 

@@ -389,3 +389,16 @@ def test_costliest_evaluations_start_first_and_results_keep_their_order():
     assert out == [x * x for x in items]
     # two workers take from the queue in submission order: the first two are the costliest
     assert sorted(started[:2]) == [6, 9] and sorted(started) == sorted(items)
+
+
+def test_solver_failures_are_one_line_errors():
+    from hsstore.errors import HsError
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    X = rng.standard_normal((60, 4)) + y[:, None]
+    with pytest.raises(HsError, match="did not converge in 2 iterations"):
+        logreg.solve(logreg.Rotation(X), y, 3, np.ones((60, 1)), [16.0], max_iter=2)
+    X[5, 1] = np.nan
+    with pytest.raises(HsError, match="NaN"):
+        cl.senteval_cv(X, y.astype(str))
