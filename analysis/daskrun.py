@@ -69,17 +69,17 @@ def _engine(run: str, path: str, options: dict, disk_cache: bool, numba_threads:
 
 
 def _pool_task(ctx: tuple, corpus: str, recipe) -> None:
-    from threadpoolctl import threadpool_limits
+    from .parallel import single_threaded
 
     engine = _engine(*ctx)
-    with threadpool_limits(limits=1), engine._embed_lock:
+    with single_threaded(), engine._embed_lock:
         engine.pooler.embed(engine.store.corpus(corpus), recipe)
 
 
 def _eval_task(ctx: tuple, recipe, task, diagnostics: bool, *after):
-    from threadpoolctl import threadpool_limits
+    from .parallel import single_threaded
 
-    with threadpool_limits(limits=1):
+    with single_threaded([task]):
         return _engine(*ctx).evaluate(task, recipe, diagnostics)
 
 

@@ -155,7 +155,8 @@ class Engine:
             for task in tasks:
                 self.evaluator(task)  # built once, up front (they map texts to sentence ids)
             return run_ordered(lambda item: self.evaluate(item[1], item[0], diagnostics), work, jobs,
-                               done=bar.update, cost=lambda item: getattr(self.evaluator(item[1]), "cost", 0))
+                               done=bar.update, cost=lambda item: getattr(self.evaluator(item[1]), "cost", 0),
+                               tasks=tasks)
 
 
 def default_tasks(store: Store) -> list[Task]:

@@ -184,11 +184,11 @@ def run_preset(store, name: str, json_path: Path | None, options: dict, jobs: in
 def _run_task(engine, task, entries, results: ResultsFile, protocol, key, preset, jobs, tqdm, desc) -> None:
     """Evaluate ``entries`` on one task, ``jobs`` at a time, recording each as it finishes; on an
     interrupt or error the evaluations not yet started are cancelled and the finished ones kept."""
-    from threadpoolctl import threadpool_limits
+    from .parallel import limit_worker_thread, single_threaded
 
     bar = tqdm(total=len(entries), desc=desc, unit="eval", leave=False, dynamic_ncols=True) if tqdm else None
     engine.evaluator(task)
-    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=jobs) as pool:
+    with single_threaded([task]), ThreadPoolExecutor(max_workers=jobs, initializer=limit_worker_thread) as pool:
         futures = {pool.submit(engine.evaluate, task, e.recipe, True): e for e in entries}
         pending = set(futures)
         try:

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -402,3 +405,25 @@ def test_solver_failures_are_one_line_errors():
     X[5, 1] = np.nan
     with pytest.raises(HsError, match="NaN"):
         cl.senteval_cv(X, y.astype(str))
+
+
+def test_libraries_first_loaded_by_an_evaluation_are_single_threaded_too():
+    # a fresh interpreter: scipy.linalg and scikit-learn not yet imported when the run starts
+    code = """
+import json
+from types import SimpleNamespace
+from analysis.parallel import run_ordered
+
+def pools(_):
+    import scipy.linalg, sklearn.cluster  # first loaded here, as inside an evaluation
+    from threadpoolctl import threadpool_info
+    return [(p["internal_api"], p["num_threads"]) for p in threadpool_info()]
+
+print(json.dumps(run_ordered(pools, [0, 1], jobs=2, tasks=[SimpleNamespace(family="clustering")])))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    runs = json.loads(out.stdout)
+    apis = {api for pools in runs for api, _ in pools}
+    assert {"openblas", "openmp"} <= apis or {"mkl"} <= apis
+    assert all(n == 1 for pools in runs for _, n in pools), runs
