@@ -86,9 +86,8 @@ def senteval(args) -> dict:
     """The new protocol against today's implementation, both single-threaded (the thread limits
     ``hs eval`` now sets), and today's as ``hs eval`` ran it then: BLAS and OpenMP threads left at
     their defaults (on 2 cores they contend; the issue's timings are of this)."""
-    from threadpoolctl import threadpool_limits
-
     from analysis import classification as cl
+    from analysis.parallel import single_threaded
     from analysis.recipe import parse_recipe
     from hsstore.tasks import get_task
 
@@ -102,7 +101,7 @@ def senteval(args) -> dict:
         tr = ev.splits == "train" if not cv else slice(None)
         new_protocol = (lambda: cl.senteval_cv(F, y)) if cv else (lambda: cl.senteval_split(F, y, ev.splits))
         row = {}
-        with threadpool_limits(1):
+        with single_threaded([task]):  # scikit-learn's OpenMP and scipy's BLAS loaded, then limited
             single = OldFits()
             single.fit_score(F[tr], y[tr], F[tr], y[tr], 1.0)  # warm: imports and first-call costs
             fits = [clock(lambda: single.fit_score(F[tr], y[tr], F[tr], y[tr], 1.0))[1:] for _ in range(3)]
@@ -121,7 +120,7 @@ def senteval(args) -> dict:
         row["speedup_vs_1thread_wall"] = row["old_1thread_wall_s"] / row["new_wall_s"]
         row["new_in_single_fits"] = row["new_wall_s"] / row["single_fit_wall_s"]
         if args.tight:
-            with threadpool_limits(1):
+            with single_threaded([task]):
                 tight = OldFits(tol=1e-10, max_iter=100000)
                 row["tight_accuracy"], row["tight_wall_s"], _ = clock(lambda: tight.protocol(F, y, ev.splits, cv))
                 row["tight_fits_at_max_iter"] = tight.capped
@@ -133,13 +132,13 @@ def senteval(args) -> dict:
 # --- the probe ---
 
 def probe(args) -> dict:
-    from threadpoolctl import threadpool_limits
-
     from analysis import classification as cl
+    from analysis.parallel import single_threaded
     from analysis.recipe import parse_recipe
+    from hsstore.tasks import TASKS
 
     out = {}
-    with threadpool_limits(1):
+    with single_threaded(TASKS.values()):
         for path in args.stores:
             eng = engine_for(path, {"classification": "probe"})
             for task in _tasks(eng, ("classification", "pair-classification"), args.tasks):

@@ -40,6 +40,16 @@ def chunk_key(coords: tuple[int, ...]) -> str:
     return "/".join(["c", *map(str, coords)])
 
 
+def whole_columns(files: dict, first: int, count: int, n_layers: int, size: int) -> int:
+    """How many chunk columns from ``first`` on hold every layer's file at ``size`` bytes (in
+    ``files``, a :func:`list_files` listing): a resumed writer keeps those and rewrites from the
+    first missing or short one."""
+    for i in range(count):
+        if any(files.get(chunk_key((layer, first + i, 0)), (None,))[0] != size for layer in range(n_layers)):
+            return i
+    return count
+
+
 def list_files(array_dir: Path, under: str = "c") -> dict[str, tuple[int, int]]:
     """``{key: (size, mtime_ns)}`` of the chunk files below ``array_dir/under`` (on object storage:
     one listing, the object's version in place of the time)."""

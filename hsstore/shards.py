@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from .atomic import fault_point, read_group_attrs, remove_temp_files, write_bytes, write_group_attrs
-from .chunks import check_present, chunk_key, expected_keys, list_files
+from .chunks import check_present, chunk_key, expected_keys, list_files, whole_columns
 from .errors import HsError, StoreError
 from .writer import MANIFEST_ROWS, SHARD_DIRS, ChunkFiles, CorpusPlan, StoreWriter, corpus_chunk_tokens, write_chunk_run
 
@@ -175,14 +175,8 @@ class ShardWriter:
         done = int(self.shard.get("done_chunks", 0))
         if not done:
             return 0
-        files = list_files(self.dir / "hidden")
         size = self.chunk * self.hidden.shape[2] * self.hidden.dtype.itemsize + 4
-        good = done
-        for i in range(done):
-            if any(files.get(chunk_key((layer, self.c0 + i, 0)), (None,))[0] != size
-                   for layer in range(self.n_layers)):
-                good = i
-                break
+        good = whole_columns(list_files(self.dir / "hidden"), self.c0, done, self.n_layers, size)
         try:
             rows = _manifest_rows(self.dir, self.crc_array, self.c0, self.c0 + good)
             self.manifest[self.c0:self.c0 + good] = rows

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import __version__, storage
 from .atomic import fault_point, read_group_attrs, remove_temp_files, write_bytes, write_group_attrs
-from .chunks import check_present, crc32c, expected_keys, list_files, small_array_crcs
+from .chunks import check_present, crc32c, expected_keys, list_files, small_array_crcs, whole_columns
 from .errors import EnvError, HsError, StoreError
 from .format import DTYPES, FORMAT_NAME, FORMAT_VERSION, READ_VERSIONS, encode_strings
 
@@ -462,13 +462,8 @@ class CorpusWriter:
         batches, cols = int(self.attrs["committed_batches"]), int(self.attrs.get("hidden_chunks", 0))
         if not batches:
             return 0
-        files = list_files(self.dir / "hidden")
         size = self.chunk * self.hidden.shape[2] * self.hidden.dtype.itemsize + 4
-        good = cols
-        for col in range(cols):
-            if any(files.get(f"c/{layer}/{col}/0", (None,))[0] != size for layer in range(self.n_layers)):
-                good = col
-                break
+        good = whole_columns(list_files(self.dir / "hidden"), 0, cols, self.n_layers, size)
         try:
             crc_files = list_files(self.dir / "hidden_crc32c")
             check_present(crc_files, expected_keys((good, self.n_layers), (MANIFEST_ROWS, self.n_layers)),
