@@ -22,7 +22,7 @@ from numba import njit
 
 from hsstore.errors import HsError
 
-GTOL = 1e-5  # largest gradient entry at the stop, in the preconditioned coordinates (~ distance to the optimum)
+GTOL = 1e-6  # largest gradient entry at the stop, in the preconditioned coordinates (~ distance to the optimum)
 MEMORY = 10  # L-BFGS correction pairs per problem
 
 
@@ -166,7 +166,7 @@ class _Problems:
         return np.concatenate([gU.reshape(A, -1), gc], axis=1)
 
 
-ROUGH_GTOL, ROUGH_ITER = 1e-4, 1000  # the float32 phase: fast passes, as far as float32 gradients reach
+STALL = 10  # the float32 phase drops a problem whose gradient has not reached a new low in this many steps
 
 
 def solve(rot: Rotation, yi: np.ndarray, k: int, rows: np.ndarray, Cs, gtol: float = GTOL,
@@ -177,15 +177,18 @@ def solve(rot: Rotation, yi: np.ndarray, k: int, rows: np.ndarray, Cs, gtol: flo
     otherwise), ``iterations`` per problem. ``start``: an earlier ``(W, b)`` of the same shapes.
 
     The passes over the data run in float32 (half the memory traffic, twice the matrix-product
-    rate) down to ``ROUGH_GTOL``, then in float64 down to ``gtol``: float32 gradients are too
-    noisy to go further.
+    rate) for as long as a problem's gradient keeps falling, then in float64 down to ``gtol``:
+    float32 gradients carry rounding noise that, depending on the data, can stop the descent
+    above ``gtol``.
     """
+    if k < 2:
+        raise HsError("logistic regression needs at least two classes in the training data")
     probs = _Problems(rot, yi, k, rows, Cs)
     P = probs.weight.shape[1]
     theta = np.zeros((P, probs.size)) if start is None else probs.to_theta(*start)
     iterations = np.zeros(P, dtype=int)
     if rot.dtype == np.float32:
-        its, _ = _lbfgs(probs, theta, max(gtol, ROUGH_GTOL), ROUGH_ITER)
+        its, _ = _lbfgs(probs, theta, gtol, max_iter, stall=STALL)
         iterations += its
         probs.R = rot.rotated64
     its, done = _lbfgs(probs, theta, gtol, max_iter)
@@ -197,9 +200,10 @@ def solve(rot: Rotation, yi: np.ndarray, k: int, rows: np.ndarray, Cs, gtol: flo
     return W, b, iterations
 
 
-def _lbfgs(probs: _Problems, theta: np.ndarray, gtol: float, max_iter: int):
+def _lbfgs(probs: _Problems, theta: np.ndarray, gtol: float, max_iter: int, stall: int | None = None):
     """Batched L-BFGS on ``theta`` (P x size, updated in place) until every problem's largest
-    gradient entry is at most ``gtol``. Returns (iterations per problem, all converged)."""
+    gradient entry is at most ``gtol`` (or, with ``stall``, has not reached a new low in that many
+    steps). Returns (iterations per problem, all converged)."""
     P, size = theta.shape
     everyone = np.arange(P)
     f, G = probs.forward(theta, everyone)
@@ -209,7 +213,9 @@ def _lbfgs(probs: _Problems, theta: np.ndarray, gtol: float, max_iter: int):
     S, Yh, rho = np.zeros((MEMORY, P, size)), np.zeros((MEMORY, P, size)), np.zeros((MEMORY, P))
     used, steps = np.zeros(P, dtype=int), 0
     iterations = np.zeros(P, dtype=int)
-    act = everyone[np.abs(g).max(axis=1) > gtol]
+    gmax = np.abs(g).max(axis=1)
+    low, low_step = gmax.copy(), np.zeros(P, dtype=int)
+    act = everyone[gmax > gtol]
     while len(act) and steps < max_iter:
         ga = g[act]
         direction = -_two_loop(ga, S[:, act], Yh[:, act], rho[:, act], used[act], steps)
@@ -221,13 +227,19 @@ def _lbfgs(probs: _Problems, theta: np.ndarray, gtol: float, max_iter: int):
         t = np.ones(len(act))
         f_new, G_new = probs.forward(theta[act] + direction, act)
         K = len(probs.M)
-        for _ in range(60):  # backtracking (Armijo), only for the problems whose step failed
+        for _ in range(60 if stall is None else 10):  # backtracking (Armijo), for the problems whose step failed
             fail = f_new > f[act] + 1e-4 * t * slope + 1e-12 * (1.0 + np.abs(f[act]))
             if not fail.any():
                 break
             t[fail] /= 2
             f_new[fail], G_sub = probs.forward(theta[act[fail]] + t[fail, None] * direction[fail], act[fail])
             G_new.reshape(len(G_new), -1, K)[:, fail] = G_sub.reshape(len(G_sub), -1, K)
+        if stall is not None:  # no decrease found: rounding noise, not the optimum; leave it to float64
+            moved = f_new <= f[act] + 1e-4 * t * slope + 1e-12 * (1.0 + np.abs(f[act]))
+            act, ga, t, direction, f_new = act[moved], ga[moved], t[moved], direction[moved], f_new[moved]
+            G_new = G_new.reshape(len(G_new), -1, K)[:, moved].reshape(len(G_new), -1)
+            if not len(act):
+                break
         step = t[:, None] * direction
         theta[act] += step
         g_new = probs.gradient(theta[act], G_new, act)
@@ -240,8 +252,14 @@ def _lbfgs(probs: _Problems, theta: np.ndarray, gtol: float, max_iter: int):
         f[act], g[act] = f_new, g_new
         iterations[act] += 1
         steps += 1
-        act = act[np.abs(g_new).max(axis=1) > gtol]
-    return iterations, not len(act)
+        gmax = np.abs(g_new).max(axis=1)
+        better = gmax < low[act]
+        low[act[better]], low_step[act[better]] = gmax[better], steps
+        keep = gmax > gtol
+        if stall is not None:
+            keep &= steps - low_step[act] < stall
+        act = act[keep]
+    return iterations, bool((np.abs(g).max(axis=1) <= gtol).all())
 
 
 def _two_loop(g, S, Yh, rho, used, steps):

@@ -402,6 +402,8 @@ def test_solver_failures_are_one_line_errors():
     X = rng.standard_normal((60, 4)) + y[:, None]
     with pytest.raises(HsError, match="did not converge in 2 iterations"):
         logreg.solve(logreg.Rotation(X), y, 3, np.ones((60, 1)), [16.0], max_iter=2)
+    with pytest.raises(HsError, match="two classes"):
+        cl.senteval_cv(X, np.zeros(60).astype(str))
     X[5, 1] = np.nan
     with pytest.raises(HsError, match="NaN"):
         cl.senteval_cv(X, y.astype(str))
