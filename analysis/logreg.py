@@ -22,7 +22,7 @@ from numba import njit
 
 from hsstore.errors import HsError
 
-GTOL = 1e-6  # largest gradient entry at the stop, in the preconditioned coordinates (~ distance to the optimum)
+GTOL = 1e-5  # largest gradient entry at the stop, in the preconditioned coordinates (~ distance to the optimum)
 MEMORY = 10  # L-BFGS correction pairs per problem
 
 
@@ -166,6 +166,7 @@ class _Problems:
         return np.concatenate([gU.reshape(A, -1), gc], axis=1)
 
 
+ROUGH_GTOL = 1e-5  # where the float32 phase hands over to float64 (float32 rounding noise lies not far below)
 STALL = 10  # the float32 phase drops a problem whose gradient has not reached a new low in this many steps
 
 
@@ -177,9 +178,8 @@ def solve(rot: Rotation, yi: np.ndarray, k: int, rows: np.ndarray, Cs, gtol: flo
     otherwise), ``iterations`` per problem. ``start``: an earlier ``(W, b)`` of the same shapes.
 
     The passes over the data run in float32 (half the memory traffic, twice the matrix-product
-    rate) for as long as a problem's gradient keeps falling, then in float64 down to ``gtol``:
-    float32 gradients carry rounding noise that, depending on the data, can stop the descent
-    above ``gtol``.
+    rate) down to ``ROUGH_GTOL`` (or while a problem's gradient keeps falling, if float32
+    rounding stops it sooner), then in float64 down to ``gtol``.
     """
     if k < 2:
         raise HsError("logistic regression needs at least two classes in the training data")
@@ -188,7 +188,7 @@ def solve(rot: Rotation, yi: np.ndarray, k: int, rows: np.ndarray, Cs, gtol: flo
     theta = np.zeros((P, probs.size)) if start is None else probs.to_theta(*start)
     iterations = np.zeros(P, dtype=int)
     if rot.dtype == np.float32:
-        its, _ = _lbfgs(probs, theta, gtol, max_iter, stall=STALL)
+        its, _ = _lbfgs(probs, theta, max(gtol, ROUGH_GTOL), max_iter, stall=STALL)
         iterations += its
         probs.R = rot.rotated64
     its, done = _lbfgs(probs, theta, gtol, max_iter)
