@@ -13,7 +13,9 @@ preconditioned coordinates:
   moves the intercept, the rotation keeps the penalty a plain sum of squares);
 * each direction is scaled by ``(c * eigenvalue + 1 / (C n)) ** -1/2``, the inverse square root of
   the objective's curvature if every example sat at the same point of the loss (``c`` = 1/4 for
-  the binomial loss, 1/K for a softmax over K classes), so L-BFGS sees a Hessian near the identity.
+  the binomial loss; for a softmax, the curvature at the class priors, per component of a class
+  basis, see :class:`_Problems`), so L-BFGS sees a Hessian near the identity;
+* the passes over the data run in float32 as far as its rounding allows, then in float64.
 """
 from __future__ import annotations
 
