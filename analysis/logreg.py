@@ -290,26 +290,7 @@ def _two_loop(g, S, Yh, rho, used, steps):
     return r
 
 
-def fit_path(X: np.ndarray, y: np.ndarray, Cs, gtol: float = GTOL):
-    """The solutions on all of ``X`` for every C in ``Cs``: ``(classes, [(coef, intercept,
-    iterations), ...])``, ``coef`` and ``intercept`` shaped as scikit-learn's ``coef_`` (1 x d for
-    two classes, K x d otherwise) and ``intercept_``."""
-    classes, yi = np.unique(y, return_inverse=True)
-    if len(classes) < 2:
-        raise ValueError("logistic regression needs at least two classes")
-    rot = Rotation(X)
-    W, b, its = solve(rot, yi, len(classes), np.ones((len(X), len(Cs))), Cs, gtol)
-    return classes, [(*rot.unrotate(W[j], b[j]), int(its[j])) for j in range(len(Cs))]
-
-
 def predict_rotated(W: np.ndarray, b: np.ndarray, R: np.ndarray) -> np.ndarray:
     """Class indices of rotated rows ``R`` under one problem's ``W`` (d x 1 or d x K) and ``b``."""
     scores = R @ W + b
     return (scores[:, 0] > 0).astype(int) if W.shape[1] == 1 else np.argmax(scores, axis=1)
-
-
-def predict(classes: np.ndarray, coef: np.ndarray, intercept: np.ndarray, X: np.ndarray) -> np.ndarray:
-    scores = X @ coef.T + intercept
-    if coef.shape[0] == 1:
-        return classes[(scores[:, 0] > 0).astype(int)]
-    return classes[np.argmax(scores, axis=1)]

@@ -182,11 +182,13 @@ def test_fast_logistic_regression_is_sklearns_optimum(k):
     y = rng.integers(0, k, 300)
     X = 0.05 * rng.standard_normal((300, 12)) + 0.04 * np.eye(k)[y] @ rng.standard_normal((k, 12)) + 1.0
     Cs = [0.25, 2.0, 16.0]
-    classes, fits = logreg.fit_path(X, y, Cs, gtol=1e-9)
-    for C, (coef, b, _) in zip(Cs, fits):
+    rot = logreg.Rotation(X)
+    W, intercepts, _ = logreg.solve(rot, y, k, np.ones((len(X), len(Cs))), Cs, gtol=1e-9)
+    for j, C in enumerate(Cs):
+        coef, b = rot.unrotate(W[j], intercepts[j])
         ref = LogisticRegression(C=C, tol=1e-12, max_iter=100000).fit(X, y)
         np.testing.assert_allclose(coef, ref.coef_, rtol=0, atol=1e-5 * np.abs(ref.coef_).max())
-        np.testing.assert_array_equal(logreg.predict(classes, coef, b, X), ref.predict(X))
+        np.testing.assert_array_equal(logreg.predict_rotated(W[j], intercepts[j], rot.apply(X)), ref.predict(X))
         np.testing.assert_allclose(X @ coef.T + b - (X @ ref.coef_.T + ref.intercept_).mean(axis=1, keepdims=True)
                                    * (k > 2), X @ ref.coef_.T + ref.intercept_
                                    - (X @ ref.coef_.T + ref.intercept_).mean(axis=1, keepdims=True) * (k > 2),
