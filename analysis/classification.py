@@ -62,8 +62,11 @@ def _select_C(rot: logreg.Rotation, yi: np.ndarray, k: int, trains: list, folds:
     for j, idx in enumerate(fits):
         rows[idx, j * K:(j + 1) * K] = 1.0
     W, b, _ = logreg.solve(rot, yi, k, rows, C_GRID * len(fits))
-    accs = np.array([[np.mean(logreg.predict_rotated(W[j * K + c], b[j * K + c], rot.rotated64[v]) == yi[v])
-                      for c in range(K)] for j, v in enumerate(checks)]).reshape(len(trains), folds, K)
+    accs = []
+    for j, v in enumerate(checks):
+        Rv = rot.rotated64[v]  # the fold's held-out rows, gathered once for its 7 C values
+        accs.append([np.mean(logreg.predict_rotated(W[j * K + c], b[j * K + c], Rv) == yi[v]) for c in range(K)])
+    accs = np.array(accs).reshape(len(trains), folds, K)
     best = np.argmax(accs.mean(axis=1), axis=1)  # argmax: the first best C
     pick = [(t * folds + np.arange(folds)) * K + c for t, c in enumerate(best)]
     start = (np.stack([W[p].mean(axis=0) for p in pick]), np.stack([b[p].mean(axis=0) for p in pick]))
