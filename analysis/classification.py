@@ -61,7 +61,8 @@ def _select_C(rot: logreg.Rotation, yi: np.ndarray, k: int, trains: list, folds:
     rows = np.zeros((n, len(fits) * K))
     for j, idx in enumerate(fits):
         rows[idx, j * K:(j + 1) * K] = 1.0
-    W, b, _ = logreg.solve(rot, yi, k, rows, C_GRID * len(fits))
+    curvature, start = logreg.pilot(rot, yi, k, rows, C_GRID * len(fits))
+    W, b, _ = logreg.solve(rot, yi, k, rows, C_GRID * len(fits), start=start, curvature=curvature)
     accs = []
     for j, v in enumerate(checks):
         Rv = rot.rotated64[v]  # the fold's held-out rows, gathered once for its 7 C values
@@ -74,7 +75,7 @@ def _select_C(rot: logreg.Rotation, yi: np.ndarray, k: int, trains: list, folds:
     for t, tr in enumerate(trains):
         final[tr, t] = 1.0
     Cs = [C_GRID[c] for c in best]
-    Wf, bf, _ = logreg.solve(rot, yi, k, final, Cs, start=start)
+    Wf, bf, _ = logreg.solve(rot, yi, k, final, Cs, start=start, curvature=curvature)
     return Cs, Wf, bf
 
 
@@ -139,7 +140,9 @@ def senteval_split(F: np.ndarray, y: np.ndarray, splits: np.ndarray) -> dict:
     classes, yi = np.unique(y[tr], return_inverse=True)
     rot = logreg.Rotation(F[tr])
     if dev.any():  # C chosen on the dev split
-        W, b, _ = logreg.solve(rot, yi, len(classes), np.ones((len(yi), len(C_GRID))), C_GRID)
+        rows = np.ones((len(yi), len(C_GRID)))
+        curvature, start = logreg.pilot(rot, yi, len(classes), rows, C_GRID)
+        W, b, _ = logreg.solve(rot, yi, len(classes), rows, C_GRID, start=start, curvature=curvature)
         Rdev = rot.apply(F[dev])
         best = int(np.argmax([np.mean(classes[logreg.predict_rotated(W[c], b[c], Rdev)] == y[dev])
                               for c in range(len(C_GRID))]))

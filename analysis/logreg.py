@@ -11,11 +11,15 @@ preconditioned coordinates:
 
 * features are centred and rotated onto the eigenvectors of their covariance (the centring only
   moves the intercept, the rotation keeps the penalty a plain sum of squares);
-* each direction is scaled by ``(c * eigenvalue + 1 / (C n)) ** -1/2``, the inverse square root of
-  the objective's curvature if every example sat at the same point of the loss (``c`` = 1/4 for
-  the binomial loss; for a softmax, the curvature at the class priors, per component of a class
-  basis, see :class:`_Problems`), so L-BFGS sees a Hessian near the identity;
-* the passes over the data run in float32 as far as its rounding allows, then in float64.
+* softmax weights live in the (K-1)-dimensional class basis without the shift shared by all
+  classes (:func:`class_basis`);
+* per class component, the coordinates are rotated and scaled by the inverse square root of a
+  :class:`Curvature` plus the penalty, so that L-BFGS sees a Hessian near the identity: the
+  curvature at a rough pilot solution on all the problems' rows (:func:`pilot`), which the
+  problems also start from, or, where a pilot would cost more than it saves, the curvature if
+  every example sat at the class priors;
+* the passes over the data run in float32 as far as its rounding allows, then in float64, each
+  problem keeping its correction pairs across the hand-over.
 """
 from __future__ import annotations
 
@@ -58,122 +62,264 @@ class Rotation:
         return coef, b - coef @ self.mean
 
 
+# The loss pass is split so that the exponentials and logarithms run as numpy's vectorised ufuncs
+# (numba's scalar exp is ~6x slower): _shift -> exp -> _sums -> log -> _finish.
+
 @njit(cache=True)
-def _losses(Z, c, yi, weight, act, binary, L, G):  # pragma: no cover - compiled
-    """One pass over the logits ``Z`` (n x A*m, float32, intercepts ``c`` still to add) of A problems:
-    ``L[i, a]`` gets row i's weighted loss in problem a, ``G`` its weighted gradient wrt the logits
-    (float32, for the next product with the data); problem a's row weights are ``weight[:, act[a]]``.
-    Binomial for ``binary`` (m = 1, class 1 positive), softmax cross-entropy otherwise. Rows of
-    weight 0 (outside a problem's fold) are skipped."""
+def _shift(Z, c, yi, weight, act, binary, D, dy):  # pragma: no cover - compiled
+    """``D`` gets each row's shifted logits of A problems (logits ``Z`` n x A*m plus intercepts ``c``,
+    minus the row's largest, so that exp never overflows) and ``dy`` the true class's shifted logit.
+    Binomial (m = 1, class 1 positive): ``D`` = -|signed logit|. ``D`` is clipped at -700 (exp
+    1e-304, a negligible term) and is 0 on rows of weight 0 (outside a problem's fold, ignored
+    later): numpy's vectorised exp takes a slow path for -inf and for results that underflow."""
     n = Z.shape[0]
     A, m = c.shape
+    for i in range(n):
+        y = yi[i]
+        for a in range(A):
+            base = a * m
+            if weight[i, act[a]] == 0.0:
+                for k in range(m):
+                    D[i, base + k] = 0.0
+                dy[i, a] = 0.0
+                continue
+            if binary:
+                z = Z[i, base] + c[a, 0]
+                D[i, base] = max(-abs(z), -700.0)
+                dy[i, a] = z if y == 1 else -z  # the signed logit
+                continue
+            top = -np.inf
+            for k in range(m):
+                v = Z[i, base + k] + c[a, k]
+                D[i, base + k] = v
+                top = max(top, v)
+            dy[i, a] = D[i, base + y] - top
+            for k in range(m):
+                D[i, base + k] = max(D[i, base + k] - top, -700.0)
+
+
+@njit(cache=True)
+def _sums(E, binary, S):  # pragma: no cover - compiled
+    """Softmax denominators of the exponentiated shifted logits ``E`` (n x A*m): S[i, a] (1 + E for
+    the binomial loss)."""
+    n, A = S.shape
+    m = E.shape[1] // A
+    for i in range(n):
+        for a in range(A):
+            total = 1.0 if binary else 0.0
+            for k in range(m):
+                total += E[i, a * m + k]
+            S[i, a] = total
+
+
+@njit(cache=True)
+def _finish(E, S, logS, dy, yi, weight, act, binary, G, loss, gc):  # pragma: no cover - compiled
+    """Per problem a: ``loss[a]`` its weighted loss, ``G`` its weighted gradient wrt the logits (for
+    the next product with the data) and ``gc[a]`` that gradient's column sums (the intercepts')."""
+    n, A = S.shape
+    m = gc.shape[1]
     for i in range(n):
         y = yi[i]
         for a in range(A):
             w = weight[i, act[a]]
             base = a * m
             if w == 0.0:
-                L[i, a] = 0.0
                 for k in range(m):
                     G[i, base + k] = 0.0
                 continue
             if binary:
-                z = Z[i, base] + c[a, 0]
-                sz = z if y == 1 else -z
+                sz = dy[i, a]
                 # -log(sigmoid(sz)) and the gradient -sign * sigmoid(-sz), both without overflow
-                if sz > 0:
-                    e = np.exp(-sz)
-                    L[i, a] = w * np.log1p(e)
-                    q = e / (1.0 + e)
-                else:
-                    e = np.exp(sz)
-                    L[i, a] = w * (np.log1p(e) - sz)
-                    q = 1.0 / (1.0 + e)
-                G[i, base] = -w * q if y == 1 else w * q
+                loss[a] += w * (logS[i, a] + max(-sz, 0.0))
+                q = E[i, base] / S[i, a] if sz > 0 else 1.0 / S[i, a]
+                g = -w * q if y == 1 else w * q
+                G[i, base] = g
+                gc[a, 0] += g
                 continue
-            top = -np.inf
+            loss[a] += w * (logS[i, a] - dy[i, a])
+            scale = w / S[i, a]
             for k in range(m):
-                top = max(top, Z[i, base + k] + c[a, k])
-            total = 0.0
-            for k in range(m):
-                e = np.exp(Z[i, base + k] + c[a, k] - top)
-                G[i, base + k] = e
-                total += e
-            L[i, a] = w * (top + np.log(total) - (Z[i, base + y] + c[a, y]))
-            scale = w / total
-            for k in range(m):
-                G[i, base + k] *= scale
-            G[i, base + y] -= w
+                g = E[i, base + k] * scale
+                if k == y:
+                    g -= w
+                G[i, base + k] = g
+                gc[a, k] += g
+
+
+def _loss_pass(Z, c, yi, weight, act, binary):
+    """Weighted losses (A), logit gradients (n x A*m, Z's dtype) and intercept gradients (A x m) of
+    the A problems ``act`` whose logits are ``Z`` (intercepts ``c`` still to add)."""
+    n = Z.shape[0]
+    A = len(act)
+    D, dy = np.empty(Z.shape), np.empty((n, A))
+    _shift(Z, c, yi, weight, act, binary, D, dy)
+    np.exp(D, out=D)
+    S = np.empty((n, A))
+    _sums(D, binary, S)
+    G, loss, gc = np.empty_like(Z), np.zeros(A), np.zeros(c.shape)
+    _finish(D, S, np.log(S), dy, yi, weight, act, binary, G, loss, gc)
+    return loss, G, gc
+
+
+def class_basis(yi: np.ndarray, k: int):
+    """The (K-1)-dimensional class basis ``M`` (K x K-1, orthonormal columns) and the softmax
+    curvature of each component at the class priors (two classes: scikit-learn's binomial loss on
+    one weight vector, ``M`` = [[1]], curvature 1/4).
+
+    scikit-learn's optimum has weights summing to zero over the classes (the softmax loss ignores a
+    shift shared by all classes, the penalty does not); the basis is the eigenbasis of the softmax
+    curvature ``diag(pi) - pi pi^T`` at the priors ``pi``, without that shift."""
+    if k == 2:
+        return np.ones((1, 1)), np.array([0.25])
+    prior = np.bincount(yi, minlength=k) / len(yi)
+    lam, Q = np.linalg.eigh(np.diag(prior) - np.outer(prior, prior))
+    keep = np.argsort(lam)[1:]  # drop the shared-shift direction (eigenvalue 0)
+    return Q[:, keep], np.maximum(lam[keep], 1e-12)
+
+
+class Curvature:
+    """The curvature of the mean loss that preconditions the solver, per class component ``j`` over
+    the rotated features and the intercept, in eigen-form: ``vectors[j] @ diag(values[j]) @
+    vectors[j].T`` ((d+1) x (d+1)). Cross-component terms are left out (m matrices, not m^2).
+
+    :meth:`at_priors`: every example at the class priors (the covariance's eigenvalues times the
+    component's curvature; diagonal in the rotated coordinates, ``vectors`` None). :meth:`at`: the
+    examples' curvature under a pilot solution, which on confident data is far from the priors' (a
+    softmax that separates most training questions has almost no curvature left along their
+    directions, so the priors' scaling mis-sizes L-BFGS's steps there)."""
+
+    def __init__(self, M: np.ndarray, values: np.ndarray, vectors: np.ndarray | None = None):
+        self.M, self.values, self.vectors = M, values, vectors
+
+    @classmethod
+    def at_priors(cls, rot: Rotation, yi: np.ndarray, k: int) -> Curvature:
+        M, lam = class_basis(yi, k)
+        return cls(M, lam[:, None] * np.append(rot.eigenvalues, 1.0)[None, :])  # the intercept's "feature" is 1
+
+    @classmethod
+    def at(cls, rot: Rotation, yi: np.ndarray, k: int, rows: np.ndarray, W: np.ndarray, b: np.ndarray) -> Curvature:
+        """At the solution ``(W, b)`` (rotated coordinates, one problem's as :func:`solve` returns
+        it) over the rows where ``rows`` is true: m products of the data with itself."""
+        M, _ = class_basis(yi, k)
+        X = rot.rotated[rows]
+        X1 = np.hstack([X, np.ones((len(X), 1), dtype=X.dtype)])
+        Z = rot.rotated64[rows] @ W + b
+        if k == 2:
+            p = 1.0 / (1.0 + np.exp(-np.clip(Z, -700, 700)))
+            weights = p * (1.0 - p)
+        else:
+            P = np.exp(Z - Z.max(axis=1, keepdims=True))
+            P /= P.sum(axis=1, keepdims=True)
+            weights = P @ (M * M) - (P @ M) ** 2  # each component's curvature, per example
+        values, vectors = [], []
+        for j in range(M.shape[1]):
+            block = ((X1 * weights[:, j, None].astype(X.dtype)).T @ X1).astype(np.float64) / len(X)
+            lam, Q = np.linalg.eigh(block)
+            values.append(np.maximum(lam, 0.0))
+            vectors.append(Q)
+        return cls(M, np.stack(values), np.stack(vectors))
+
+
+PILOT_GTOL = 1e-3  # a rough solution: its curvature is what the preconditioner needs, not its weights
+PILOT_QUANTILE = 0.5  # where on the C grid (log scale) the pilot is solved (on TREC 0.25-0.5 alike, the top worse)
+PILOT_SAVES = 20  # L-BFGS iterations a pilot saves per problem, at least (TREC's 35 inner problems: 51)
+
+
+def pilot(rot: Rotation, yi: np.ndarray, k: int, rows: np.ndarray, Cs):
+    """What to solve the problems ``rows``/``Cs`` of :func:`solve` from: a rough solution on all
+    their rows at the middle of their C grid (in log scale), as ``(curvature, start)`` for
+    :func:`solve`. Starting there matters as much as the curvature: from zero, the first steps,
+    sized for the pilot's confident curvature, overshoot. The priors' curvature and no start where
+    the pilot would cost more than it saves: its m products of the data with itself and m
+    eigendecompositions against PILOT_SAVES iterations of every problem (few problems on wide
+    features, such as SICK-E's 7 on 1,536 pair features)."""
+    rows = np.asarray(rows)
+    (n, d), m, K = rot.rotated.shape, max(k - 1, 1), k if k > 2 else 1
+    if m * (2.0 * n * (d + 1) ** 2 + 10.0 * (d + 1) ** 3) > rows.shape[1] * PILOT_SAVES * 4.0 * n * d * K:
+        return Curvature.at_priors(rot, yi, k), None
+    union = rows.any(axis=1)
+    C = float(np.exp(np.quantile(np.log(np.unique(np.asarray(Cs, dtype=np.float64))), PILOT_QUANTILE)))
+    W, b, _ = solve(rot, yi, k, union[:, None].astype(np.float64), [C], gtol=PILOT_GTOL)
+    P = rows.shape[1]
+    return Curvature.at(rot, yi, k, union, W[0], b[0]), (np.repeat(W, P, axis=0), np.repeat(b, P, axis=0))
 
 
 class _Problems:
     """P problems on the rows of one :class:`Rotation`: their weights, penalties and preconditioner,
     and the objective and gradient of any of them in preconditioned coordinates ``theta``.
 
-    For K classes the weights are parameterised in a (K-1)-dimensional class basis ``M`` (K x K-1,
-    orthonormal columns): scikit-learn's optimum has weights summing to zero over the classes (the
-    softmax loss ignores a shift shared by all classes, the penalty does not), and the basis is the
-    eigenbasis of the softmax curvature ``diag(pi) - pi pi^T`` at the class priors ``pi``. With the
-    covariance's eigenvalues ``e`` that gives the curvature of every (direction, class component)
-    pair if each example sat at the prior, ``lambda_k e_j``: its inverse square root scales the
-    coordinates so that L-BFGS sees a Hessian near the identity, rare classes included. Two classes
-    use scikit-learn's binomial loss on one weight vector (curvature 1/4).
+    A problem's weights ``x_j`` (per class component ``j`` of :func:`class_basis`: d weights and the
+    intercept) are ``Q_j diag((c_j + reg) ** -1/2) theta_j`` for the :class:`Curvature`'s eigen-form
+    ``Q_j diag(c_j) Q_j^T`` and the problem's penalty ``reg`` (here on the intercept too, which only
+    changes the preconditioner): L-BFGS sees a Hessian near the identity.
     """
 
-    def __init__(self, rot: Rotation, yi: np.ndarray, k: int, rows: np.ndarray, Cs):
+    def __init__(self, rot: Rotation, yi: np.ndarray, k: int, rows: np.ndarray, Cs, curvature: Curvature):
         rows = np.asarray(rows, dtype=np.float64)
         self.n, self.d = rot.rotated.shape
         self.k, self.yi = k, np.ascontiguousarray(yi, dtype=np.int64)
-        if k == 2:
-            self.M, curvature = np.ones((1, 1)), np.array([0.25])
-        else:
-            prior = np.bincount(self.yi, minlength=k) / len(self.yi)
-            lam, Q = np.linalg.eigh(np.diag(prior) - np.outer(prior, prior))
-            keep = np.argsort(lam)[1:]  # drop the shared-shift direction (eigenvalue 0)
-            self.M, curvature = Q[:, keep], np.maximum(lam[keep], 1e-12)
+        self.M, self.Q = curvature.M, curvature.vectors
         self.m = self.M.shape[1]
         counts = rows.sum(axis=0)
         self.weight = rows / counts  # the objective divided by C * rows: a mean loss
         self.reg = 1.0 / (np.asarray(Cs, dtype=np.float64) * counts)
-        e = rot.eigenvalues[None, :, None] * curvature[None, None, :]
-        self.s = 1.0 / np.sqrt(e + self.reg[:, None, None])  # P x d x m
-        self.b_scale = 1.0 / np.sqrt(curvature)
-        self.size = self.d * self.m + self.m
+        self.scale = 1.0 / np.sqrt(curvature.values[None] + self.reg[:, None, None])  # P x m x (d+1)
+        self.size = self.m * (self.d + 1)
         self.R = rot.rotated
 
+    def _rotate(self, X: np.ndarray, back: bool = False) -> np.ndarray:
+        """Each component's rows (X: A x m x (d+1)) times ``Q_j^T`` (``back``: times ``Q_j``)."""
+        if self.Q is None:
+            return X
+        Q = self.Q if back else self.Q.transpose(0, 2, 1)
+        return np.matmul(X.transpose(1, 0, 2), Q).transpose(1, 0, 2)
+
     def to_theta(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-        U, c = (W @ self.M) / self.s, (b @ self.M) / self.b_scale
-        return np.concatenate([U.reshape(len(W), -1), c], axis=1)
+        X = np.concatenate([(W @ self.M).transpose(0, 2, 1), (b @ self.M)[:, :, None]], axis=2)
+        return (self._rotate(X, back=True) / self.scale).reshape(len(W), -1)
 
     def from_theta(self, theta: np.ndarray, act=slice(None)):
         """Weights (A x d x K, or x 1 for two classes) and intercepts of the problems ``act``."""
-        U = theta[:, :self.d * self.m].reshape(len(theta), self.d, self.m)
-        return (self.s[act] * U) @ self.M.T, (theta[:, self.d * self.m:] * self.b_scale) @ self.M.T
+        A, d, m = len(theta), self.d, self.m
+        X = self._rotate(theta.reshape(A, m, d + 1) * self.scale[act])
+        V = np.ascontiguousarray(X[:, :, :d].transpose(1, 0, 2))  # m x A x d
+        # one matrix product for every problem: the basis times (m x A*d)
+        W = (self.M @ V.reshape(m, A * d)).reshape(-1, A, d).transpose(1, 2, 0)
+        return W, X[:, :, d] @ self.M.T
 
     def forward(self, theta: np.ndarray, act: np.ndarray):
-        """Objectives of the problems ``act`` at ``theta`` and the loss's weighted logit gradient."""
+        """Objectives of the problems ``act`` at ``theta``, and what :meth:`gradient` needs: the
+        loss's weighted logit gradient (n x A*K) and its column sums (A x K)."""
         W, b = self.from_theta(theta, act)
         R = self.R
         Z = R @ W.transpose(1, 0, 2).reshape(self.d, -1).astype(R.dtype)
-        L, G = np.empty((self.n, len(act))), np.empty_like(Z)
-        _losses(Z, b, self.yi, self.weight, act, self.k == 2, L, G)
-        return L.sum(axis=0) + 0.5 * self.reg[act] * (W * W).sum(axis=(1, 2)), G
+        loss, G, gc = _loss_pass(Z, b, self.yi, self.weight, act, self.k == 2)
+        # the basis has orthonormal columns: ||W||^2 is the penalty on the component weights
+        return loss + 0.5 * self.reg[act] * (W * W).sum(axis=(1, 2)), (G, gc)
 
-    def gradient(self, theta: np.ndarray, G: np.ndarray, act: np.ndarray) -> np.ndarray:
-        A, d, m = len(act), self.d, self.m
-        U = theta[:, :d * m].reshape(A, d, m)
-        gW = (self.R.T @ G).astype(np.float64).reshape(d, A, -1).transpose(1, 0, 2) @ self.M
-        gU = self.s[act] * (gW + self.reg[act][:, None, None] * self.s[act] * U)
-        gc = (G.sum(axis=0, dtype=np.float64).reshape(A, -1) @ self.M) * self.b_scale
-        return np.concatenate([gU.reshape(A, -1), gc], axis=1)
+    def gradient(self, theta: np.ndarray, logit_grad, act: np.ndarray) -> np.ndarray:
+        G, gc = logit_grad
+        A, d, m, K = len(act), self.d, self.m, len(self.M)
+        X = self._rotate(theta.reshape(A, m, d + 1) * self.scale[act])
+        gX = np.empty_like(X)
+        gW = (self.R.T @ G).reshape(d * A, K).astype(np.float64) @ self.M  # (d*A) x m
+        gX[:, :, :d] = gW.reshape(d, A, m).transpose(1, 2, 0) + self.reg[act][:, None, None] * X[:, :, :d]
+        gX[:, :, d] = gc @ self.M
+        return (self._rotate(gX, back=True) * self.scale[act]).reshape(A, -1)
+
+
+def _take(logit_grad, keep, K):
+    """The problems ``keep`` (a mask over A) of a forward pass's logit gradient."""
+    G, gc = logit_grad
+    return G.reshape(len(G), -1, K)[:, keep].reshape(len(G), -1), gc[keep]
 
 
 ROUGH_GTOL = 1e-5  # where the float32 phase hands over to float64 (float32 rounding noise lies not far below)
-STALL = 10  # the float32 phase drops a problem whose gradient has not reached a new low in this many steps
+STALL = 25  # the float32 phase drops a problem whose gradient has not reached a new low in this many steps
 
 
 def solve(rot: Rotation, yi: np.ndarray, k: int, rows: np.ndarray, Cs, gtol: float = GTOL,
-          start: tuple | None = None, max_iter: int = 5000):
+          start: tuple | None = None, max_iter: int = 5000, curvature: Curvature | None = None):
     """Optima of P problems on the rows of ``rot``: problem p uses the rows where ``rows[:, p]`` is 1,
     with regularisation ``Cs[p]``; ``yi`` holds class indices 0..k-1. Returns ``(W, b, iterations)``
     in the rotated, centred coordinates: ``W`` is P x d x K, ``b`` P x K (K = 1 for two classes, k
@@ -185,47 +331,63 @@ def solve(rot: Rotation, yi: np.ndarray, k: int, rows: np.ndarray, Cs, gtol: flo
     """
     if k < 2:
         raise HsError("logistic regression needs at least two classes in the training data")
-    probs = _Problems(rot, yi, k, rows, Cs)
+    probs = _Problems(rot, yi, k, rows, Cs, curvature or Curvature.at_priors(rot, yi, k))
     P = probs.weight.shape[1]
     theta = np.zeros((P, probs.size)) if start is None else probs.to_theta(*start)
-    iterations = np.zeros(P, dtype=int)
+    history = _History(P, probs.size)
     if rot.dtype == np.float32:
-        its, _ = _lbfgs(probs, theta, max(gtol, ROUGH_GTOL), max_iter, stall=STALL)
-        iterations += its
-        probs.R = rot.rotated64
-    its, done = _lbfgs(probs, theta, gtol, max_iter)
-    iterations += its
+        _lbfgs(probs, theta, max(gtol, ROUGH_GTOL), max_iter, history, stall=STALL)
+        probs.R = rot.rotated64  # float64 takes over, keeping each problem's correction pairs
+    done = _lbfgs(probs, theta, gtol, max_iter, history)
     if not done:
         raise NotConverged(f"logistic regression did not converge in {max_iter} iterations; check the features "
                            f"for huge values (try post=zscore or post=l2)")
     W, b = probs.from_theta(theta)
-    return W, b, iterations
+    return W, b, history.taken
 
 
-def _lbfgs(probs: _Problems, theta: np.ndarray, gtol: float, max_iter: int, stall: int | None = None):
+class _History:
+    """Each problem's L-BFGS correction pairs, in a ring buffer indexed by its own step count
+    ``taken``; ``used`` (how many pairs are valid) drops to 0 after a reset, ``rho`` 0 marks a
+    skipped pair."""
+
+    def __init__(self, P: int, size: int):
+        self.S, self.Y = np.zeros((MEMORY, P, size)), np.zeros((MEMORY, P, size))
+        self.rho = np.zeros((MEMORY, P))
+        self.used, self.taken = np.zeros(P, dtype=np.int64), np.zeros(P, dtype=np.int64)
+
+    def direction(self, g: np.ndarray, act: np.ndarray) -> np.ndarray:
+        return -_two_loop(g, self.S, self.Y, self.rho, self.used, self.taken, act)
+
+    def add(self, act: np.ndarray, step: np.ndarray, y: np.ndarray):
+        slot = self.taken[act] % MEMORY
+        self.S[slot, act], self.Y[slot, act] = step, y
+        sy = (step * y).sum(axis=1)
+        self.rho[slot, act] = np.where(sy > 1e-16, 1.0 / np.where(sy > 1e-16, sy, 1.0), 0.0)
+        self.used[act] = np.minimum(self.used[act] + 1, MEMORY)
+        self.taken[act] += 1
+
+
+def _lbfgs(probs: _Problems, theta: np.ndarray, gtol: float, max_iter: int, history: _History,
+           stall: int | None = None) -> bool:
     """Batched L-BFGS on ``theta`` (P x size, updated in place) until every problem's largest
     gradient entry is at most ``gtol`` (or, with ``stall``, has not reached a new low in that many
-    steps). Returns (iterations per problem, all converged)."""
+    steps), or has taken ``max_iter`` steps. Returns whether all converged."""
     P, size = theta.shape
     everyone = np.arange(P)
     f, G = probs.forward(theta, everyone)
     g = probs.gradient(theta, G, everyone)
-    # correction pairs per problem, in a ring buffer indexed by the step count (shared: every
-    # active problem has taken the same number of steps); ``used`` drops after a reset
-    S, Yh, rho = np.zeros((MEMORY, P, size)), np.zeros((MEMORY, P, size)), np.zeros((MEMORY, P))
-    used, steps = np.zeros(P, dtype=int), 0
-    iterations = np.zeros(P, dtype=int)
     gmax = np.abs(g).max(axis=1)
-    low, low_step = gmax.copy(), np.zeros(P, dtype=int)
-    act = everyone[gmax > gtol]
-    while len(act) and steps < max_iter:
+    low, since_low = gmax.copy(), np.zeros(P, dtype=int)
+    act = everyone[(gmax > gtol) & (history.taken < max_iter)]
+    while len(act):
         ga = g[act]
-        direction = -_two_loop(ga, S[:, act], Yh[:, act], rho[:, act], used[act], steps)
+        direction = history.direction(ga, act)
         slope = (ga * direction).sum(axis=1)
         bad = slope >= 0  # not a descent direction (rounding): forget the history, go downhill
         if bad.any():
             direction[bad], slope[bad] = -ga[bad], -(ga[bad] * ga[bad]).sum(axis=1)
-            used[act[bad]] = 0
+            history.used[act[bad]] = 0
         t = np.ones(len(act))
         f_new, G_new = probs.forward(theta[act] + direction, act)
         K = len(probs.M)
@@ -234,60 +396,58 @@ def _lbfgs(probs: _Problems, theta: np.ndarray, gtol: float, max_iter: int, stal
             if not fail.any():
                 break
             t[fail] /= 2
-            f_new[fail], G_sub = probs.forward(theta[act[fail]] + t[fail, None] * direction[fail], act[fail])
-            G_new.reshape(len(G_new), -1, K)[:, fail] = G_sub.reshape(len(G_sub), -1, K)
+            f_new[fail], (G_sub, gc_sub) = probs.forward(theta[act[fail]] + t[fail, None] * direction[fail], act[fail])
+            G_new[0].reshape(len(G_sub), -1, K)[:, fail] = G_sub.reshape(len(G_sub), -1, K)
+            G_new[1][fail] = gc_sub
         if stall is not None:  # no decrease found: rounding noise, not the optimum; leave it to float64
             moved = f_new <= f[act] + 1e-4 * t * slope + 1e-12 * (1.0 + np.abs(f[act]))
             act, ga, t, direction, f_new = act[moved], ga[moved], t[moved], direction[moved], f_new[moved]
-            G_new = G_new.reshape(len(G_new), -1, K)[:, moved].reshape(len(G_new), -1)
+            G_new = _take(G_new, moved, K)
             if not len(act):
                 break
         step = t[:, None] * direction
         theta[act] += step
         g_new = probs.gradient(theta[act], G_new, act)
-        y = g_new - ga
-        sy = (step * y).sum(axis=1)
-        slot = steps % MEMORY
-        S[slot, act], Yh[slot, act] = step, y
-        rho[slot, act] = np.where(sy > 1e-16, 1.0 / np.where(sy > 1e-16, sy, 1.0), 0.0)  # 0: a skipped pair
-        used[act] = np.minimum(used[act] + 1, MEMORY)
+        history.add(act, step, g_new - ga)
         f[act], g[act] = f_new, g_new
-        iterations[act] += 1
-        steps += 1
         gmax = np.abs(g_new).max(axis=1)
         better = gmax < low[act]
-        low[act[better]], low_step[act[better]] = gmax[better], steps
-        keep = gmax > gtol
+        low[act[better]] = gmax[better]
+        since_low[act] = np.where(better, 0, since_low[act] + 1)
+        keep = (gmax > gtol) & (history.taken[act] < max_iter)
         if stall is not None:
-            keep &= steps - low_step[act] < stall
+            keep &= since_low[act] < stall
         act = act[keep]
-    return iterations, bool((np.abs(g).max(axis=1) <= gtol).all())
+    return bool((np.abs(g).max(axis=1) <= gtol).all())
 
 
-def _two_loop(g, S, Yh, rho, used, steps):
-    """L-BFGS's inverse-Hessian product for every problem (rows of ``g``) from its last ``used``
-    correction pairs, stored in ring-buffer slots by step number (every problem here has taken
-    ``steps`` steps; ``used`` is lower for one whose history was reset). The initial matrix is the
-    identity scaled by the newest pair: the preconditioned Hessian is near the identity."""
-    held = min(steps, S.shape[0])
-    if held == 0 or not used.any():
-        return g.copy()
-    # oldest to newest; a pair is valid for a problem if it is among that problem's newest ``used``
-    order = [((steps - held + j) % S.shape[0], j >= held - used) for j in range(held)]
-    q = g.copy()
-    alphas = []
-    for slot, valid in reversed(order):
-        a = rho[slot] * (S[slot] * q).sum(axis=1) * valid
-        q -= a[:, None] * Yh[slot]
-        alphas.append(a)
-    last = order[-1][0]
-    yy = (Yh[last] * Yh[last]).sum(axis=1)
-    ok = (used > 0) & (yy > 0) & (rho[last] > 0)
-    r = q * np.where(ok, 1.0 / np.where(ok, yy * rho[last], 1.0), 1.0)[:, None]
-    for (slot, valid), a in zip(order, reversed(alphas)):
-        beta = rho[slot] * (Yh[slot] * r).sum(axis=1) * valid
-        r += S[slot] * (a - beta)[:, None]
-    return r
+@njit(cache=True)
+def _two_loop(g, S, Y, rho, used, taken, act):  # pragma: no cover - compiled
+    """L-BFGS's inverse-Hessian product for the problems ``act`` (their gradients are the rows of
+    ``g``) from each one's last ``used`` correction pairs, stored in the ring-buffer slots of
+    ``S``, ``Y``, ``rho`` (MEMORY x P [x size]) by its step count ``taken``. The initial matrix is
+    the identity scaled by the newest pair: the preconditioned Hessian is near the identity."""
+    memory = S.shape[0]
+    out = g.copy()
+    alpha = np.empty(memory)
+    for r in range(len(act)):
+        p, q = act[r], out[r]
+        u = min(used[p], memory)
+        for j in range(u):  # newest to oldest
+            slot = (taken[p] - 1 - j) % memory
+            a = rho[slot, p] * np.dot(S[slot, p], q)
+            alpha[j] = a
+            q -= a * Y[slot, p]
+        if u > 0:
+            last = (taken[p] - 1) % memory
+            yy = np.dot(Y[last, p], Y[last, p])
+            if yy > 0.0 and rho[last, p] > 0.0:
+                q *= 1.0 / (yy * rho[last, p])
+        for j in range(u - 1, -1, -1):  # oldest to newest
+            slot = (taken[p] - 1 - j) % memory
+            beta = rho[slot, p] * np.dot(Y[slot, p], q)
+            q += (alpha[j] - beta) * S[slot, p]
+    return out
 
 
 def predict_rotated(W: np.ndarray, b: np.ndarray, R: np.ndarray) -> np.ndarray:

@@ -195,8 +195,9 @@ def test_fast_logistic_regression_is_sklearns_optimum(k):
                                    atol=1e-4)
 
 
+@pytest.mark.parametrize("preconditioner", ["priors", "pilot"])
 @pytest.mark.parametrize("k", [2, 3])
-def test_batched_solver_reaches_sklearns_optimum_for_every_rows_and_C(k):
+def test_batched_solver_reaches_sklearns_optimum_for_every_rows_and_C(k, preconditioner):
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(3)
@@ -207,7 +208,12 @@ def test_batched_solver_reaches_sklearns_optimum_for_every_rows_and_C(k):
     rows = np.ones((240, 3))
     rows[:80, 1] = rows[80:160, 2] = 0
     Cs = [0.25, 4.0, 16.0]
-    W, b, _ = logreg.solve(rot, y, k, np.repeat(rows, 3, axis=1), Cs * 3, gtol=1e-9)
+    problems = np.repeat(rows, 3, axis=1)
+    # the priors' curvature from zero, or a rough pilot's curvature from the pilot's solution
+    curvature, start = logreg.pilot(rot, y, k, problems, Cs * 3) if preconditioner == "pilot" else (None, None)
+    if preconditioner == "pilot":
+        assert curvature.vectors is not None and start[0].shape == (9, 10, 1 if k == 2 else k)
+    W, b, _ = logreg.solve(rot, y, k, problems, Cs * 3, gtol=1e-9, curvature=curvature, start=start)
     X64 = X.astype(np.float64)
     for j in range(9):
         keep, C = rows[:, j // 3] == 1, Cs[j % 3]
