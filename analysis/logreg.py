@@ -65,7 +65,7 @@ class Rotation:
 # The loss pass is split so that the exponentials and logarithms run as numpy's vectorised ufuncs
 # (numba's scalar exp is ~6x slower): _shift -> exp -> _sums -> log -> _finish.
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _shift(Z, c, yi, weight, act, binary, D, dy):  # pragma: no cover - compiled
     """``D`` gets each row's shifted logits of A problems (logits ``Z`` n x A*m plus intercepts ``c``,
     minus the row's largest, so that exp never overflows) and ``dy`` the true class's shifted logit.
@@ -74,28 +74,29 @@ def _shift(Z, c, yi, weight, act, binary, D, dy):  # pragma: no cover - compiled
     later): numpy's vectorised exp takes a slow path for -inf and for results that underflow."""
     n = Z.shape[0]
     A, m = c.shape
+    cf = c.ravel()
     for i in range(n):
         y = yi[i]
+        zi, di, wi = Z[i], D[i], weight[i]
         for a in range(A):
             base = a * m
-            if weight[i, act[a]] == 0.0:
-                for k in range(m):
-                    D[i, base + k] = 0.0
+            if wi[act[a]] == 0.0:
+                di[base:base + m] = 0.0
                 dy[i, a] = 0.0
                 continue
             if binary:
-                z = Z[i, base] + c[a, 0]
-                D[i, base] = max(-abs(z), -700.0)
+                z = zi[base] + cf[base]
+                di[base] = max(-abs(z), -700.0)
                 dy[i, a] = z if y == 1 else -z  # the signed logit
                 continue
-            top = -np.inf
+            top = -1e308
             for k in range(m):
-                v = Z[i, base + k] + c[a, k]
-                D[i, base + k] = v
+                v = zi[base + k] + cf[base + k]
+                di[base + k] = v
                 top = max(top, v)
-            dy[i, a] = D[i, base + y] - top
+            dy[i, a] = di[base + y] - top
             for k in range(m):
-                D[i, base + k] = max(D[i, base + k] - top, -700.0)
+                di[base + k] = max(di[base + k] - top, -700.0)
 
 
 @njit(cache=True)
@@ -112,38 +113,36 @@ def _sums(E, binary, S):  # pragma: no cover - compiled
             S[i, a] = total
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _finish(E, S, logS, dy, yi, weight, act, binary, G, loss, gc):  # pragma: no cover - compiled
     """Per problem a: ``loss[a]`` its weighted loss, ``G`` its weighted gradient wrt the logits (for
     the next product with the data) and ``gc[a]`` that gradient's column sums (the intercepts')."""
     n, A = S.shape
     m = gc.shape[1]
+    gcf = gc.ravel()
     for i in range(n):
         y = yi[i]
+        ei, gi, wi = E[i], G[i], weight[i]
         for a in range(A):
-            w = weight[i, act[a]]
+            w = wi[act[a]]
             base = a * m
             if w == 0.0:
-                for k in range(m):
-                    G[i, base + k] = 0.0
+                gi[base:base + m] = 0.0
                 continue
             if binary:
                 sz = dy[i, a]
                 # -log(sigmoid(sz)) and the gradient -sign * sigmoid(-sz), both without overflow
                 loss[a] += w * (logS[i, a] + max(-sz, 0.0))
-                q = E[i, base] / S[i, a] if sz > 0 else 1.0 / S[i, a]
-                g = -w * q if y == 1 else w * q
-                G[i, base] = g
-                gc[a, 0] += g
+                q = ei[base] / S[i, a] if sz > 0 else 1.0 / S[i, a]
+                gi[base] = -w * q if y == 1 else w * q
                 continue
             loss[a] += w * (logS[i, a] - dy[i, a])
             scale = w / S[i, a]
             for k in range(m):
-                g = E[i, base + k] * scale
-                if k == y:
-                    g -= w
-                G[i, base + k] = g
-                gc[a, k] += g
+                gi[base + k] = ei[base + k] * scale
+            gi[base + y] -= w
+        for j in range(A * m):  # the intercepts' gradient: column sums, accumulated in float64
+            gcf[j] += gi[j]
 
 
 def _loss_pass(Z, c, yi, weight, act, binary):

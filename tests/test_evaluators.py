@@ -238,6 +238,43 @@ def test_batched_solver_reaches_sklearns_optimum_for_every_rows_and_C(k, precond
         assert f <= objective(ref.coef_, ref.intercept_)[0] + 1e-9
 
 
+def test_pilot_curvature_is_the_mean_losss_hessian_per_class_component():
+    """The preconditioner's blocks against finite differences of the mean softmax loss's gradient
+    with respect to one class component's weights and intercept (rotated coordinates)."""
+    rng = np.random.default_rng(7)
+    k, n = 3, 200
+    y = rng.integers(0, k, n)
+    X = rng.standard_normal((n, 4)) + np.eye(k)[y] @ rng.standard_normal((k, 4))
+    rot = logreg.Rotation(X)
+    W, b = rng.standard_normal((4, k)), rng.standard_normal(k)
+    curvature = logreg.Curvature.at(rot, y, k, np.ones(n, bool), W, b)
+    R1 = np.hstack([rot.rotated64, np.ones((n, 1))])
+
+    def gradient(j, x):  # of the mean loss wrt component j's (weights, intercept), the others held
+        Wj = np.vstack([W, b]) + np.outer(x, curvature.M[:, j])
+        Z = R1 @ Wj
+        P = np.exp(Z - Z.max(axis=1, keepdims=True))
+        P /= P.sum(axis=1, keepdims=True)
+        return R1.T @ ((P - np.eye(k)[y]) @ curvature.M[:, j]) / n
+
+    for j in range(k - 1):
+        h = 1e-6
+        fd = np.stack([(gradient(j, h * e) - gradient(j, -h * e)) / (2 * h) for e in np.eye(5)])
+        Q, lam = curvature.vectors[j], curvature.values[j]
+        np.testing.assert_allclose(Q @ np.diag(lam) @ Q.T, fd, atol=1e-7)
+
+
+def test_pilot_is_skipped_where_it_would_cost_more_than_it_saves():
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 3, 300)
+    wide = logreg.Rotation(rng.standard_normal((300, 200)))  # one problem on 200 features: priors
+    curvature, start = logreg.pilot(wide, y, 3, np.ones((300, 1)), [1.0])
+    assert curvature.vectors is None and start is None
+    narrow = logreg.Rotation(rng.standard_normal((300, 5)))  # ten problems on 5 features: a pilot
+    curvature, start = logreg.pilot(narrow, y, 3, np.ones((300, 10)), [1.0] * 10)
+    assert curvature.vectors.shape == (2, 6, 6) and start[0].shape == (10, 5, 3)
+
+
 @pytest.mark.parametrize("k", [2, 3])
 def test_senteval_protocol_equals_sklearn_fits_on_the_same_folds(k):
     from sklearn.linear_model import LogisticRegression
