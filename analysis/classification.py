@@ -4,7 +4,8 @@
   MPQA) use 10-fold CV with C chosen by an inner 5-fold CV; the others choose C on the dev split
   (or by inner 5-fold CV on train where there is none), train on train and score test. The fits are
   scikit-learn's objective solved to its optimum by :mod:`analysis.logreg`: every outer fold's
-  inner folds at every C in one batched L-BFGS run, the final fits in another.
+  inner folds at every C in one batched L-BFGS run from a pilot solution (:func:`logreg.pilot`),
+  the final fits in another.
 * ``probe``: the same folds and splits, but ridge regression on one-hot labels with the
   regularisation chosen in closed form (:mod:`analysis.probe`) from SentEval's C grid mapped to
   ridge penalties (PROBE_LAMBDAS): a fast proxy for grids.
@@ -49,8 +50,9 @@ def _select_C(rot: logreg.Rotation, yi: np.ndarray, k: int, trains: list, folds:
               seed: int = SEED):
     """SentEval's selection for each training set (row indices of ``rot``): the C of C_GRID with the
     best mean accuracy over the set's inner stratified folds (the first such C on ties), and the fit
-    on the whole set at that C. Every (set, inner fold, C) problem is solved in one batched run, the
-    final fits in a second, each starting from the mean of its set's inner solutions at its C.
+    on the whole set at that C. Every (set, inner fold, C) problem is solved in one batched run from
+    a pilot (its curvature and solution), the final fits in a second with the same curvature, each
+    starting from the mean of its set's inner solutions at its C.
     Returns (the C of each set, weights, intercepts) in ``rot``'s coordinates."""
     n, K = len(yi), len(C_GRID)
     fits, checks = [], []

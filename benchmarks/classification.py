@@ -1,7 +1,7 @@
 """Classification and clustering evaluators: speed and agreement, side by side in one run.
 
     python benchmarks/classification.py senteval STORE -t trec -t mr [--as-it-ran] [--tight]  # today's vs the new
-        [--solver-only]                                                   # (the batched solver alone)
+        [--solver-only] [--iterations]                                    # (the batched solver alone; its iterations)
     python benchmarks/classification.py probe STORE [STORE ...]           # probe time per classification task
     python benchmarks/classification.py agreement STORE -t mr -t cr ...   # probe vs SentEval over 30+ recipes
         [--senteval-from EARLIER.json]                                    # (SentEval side from an earlier run)
@@ -96,6 +96,42 @@ def _warm_solver():
         cl.senteval_split(F, y, np.array(["train"] * 200 + ["dev"] * 50 + ["test"] * 50))
 
 
+def inner_iterations(F, y, splits, cv) -> dict:
+    """L-BFGS iterations of the protocol's inner problems (every training set's inner folds at
+    every C), solved as the protocol solves them and, where this revision has a pilot, with the
+    priors' curvature instead; and how many held-out inner-fold predictions differ from a solution
+    to a largest preconditioned gradient entry of 1e-9. Works on revisions without a pilot too
+    (PYTHONPATH at a checkout)."""
+    from analysis import classification as cl
+    from analysis import logreg
+
+    tr = np.ones(len(y), bool) if cv else splits == "train"
+    _, yi = np.unique(y[tr], return_inverse=True)
+    rot, k, nC = logreg.Rotation(F[tr]), int(yi.max()) + 1, len(cl.C_GRID)
+    trains = [a for a, _ in cl._stratified_folds(yi, cl.OUTER_FOLDS)] if cv else [np.arange(len(yi))]
+    folds = [(t[a], t[v]) for t in trains for a, v in cl._stratified_folds(yi[t], cl.INNER_FOLDS)]
+    rows = np.zeros((len(yi), len(folds) * nC))
+    for j, (fit, _) in enumerate(folds):
+        rows[fit, j * nC:(j + 1) * nC] = 1.0
+    Cs = cl.C_GRID * len(folds)
+
+    def predictions(W, b):
+        return np.concatenate([logreg.predict_rotated(W[p], b[p], rot.rotated64[v])
+                               for j, (_, v) in enumerate(folds) for p in range(j * nC, (j + 1) * nC)])
+
+    pilot = {}
+    if hasattr(logreg, "pilot"):
+        curvature, start = logreg.pilot(rot, yi, k, rows, Cs)
+        pilot = {"start": start, "curvature": curvature}
+    tight = predictions(*logreg.solve(rot, yi, k, rows, Cs, gtol=1e-9, **pilot)[:2])
+    out = {"held_out_predictions": int(len(tight))}
+    for name, kwargs in (("pilot", pilot), ("priors", {})) if pilot else (("priors", {}),):
+        W, b, its = logreg.solve(rot, yi, k, rows, Cs, **kwargs)
+        out[name] = {"total": int(its.sum()), "mean_per_C": its.reshape(-1, nC).mean(axis=0).round(1).tolist(),
+                     "predictions_unlike_1e-9": int((predictions(W, b) != tight).sum())}
+    return out
+
+
 def senteval(args) -> dict:
     """The new protocol against today's implementation, both single-threaded (the thread limits
     ``hs eval`` now sets), and today's as ``hs eval`` ran it then: BLAS and OpenMP threads left at
@@ -125,9 +161,11 @@ def senteval(args) -> dict:
             new, row["new_wall_s"], row["new_cpu_s"] = sorted(runs, key=lambda r: r[1])[len(runs) // 2]
             row["new_accuracy"] = new["main_score"]
             row["new_in_single_fits"] = row["new_wall_s"] / row["single_fit_wall_s"]
+            if args.iterations:
+                row["inner_iterations"] = inner_iterations(F, y, ev.splits, cv)
             if args.solver_only:
                 out[name] = row
-                print(name, json.dumps({k: round(v, 3) for k, v in row.items()}), flush=True)
+                print(name, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
                 continue
             old_fits = OldFits()
             old, row["old_1thread_wall_s"], row["old_1thread_cpu_s"] = clock(lambda: old_fits.protocol(F, y, ev.splits, cv))
@@ -346,6 +384,8 @@ def main():
     ap.add_argument("--solver-only", action="store_true",
                     help="senteval: only the batched solver (and one scikit-learn fit), e.g. to time another revision's "
                          "solver with PYTHONPATH pointing at its checkout")
+    ap.add_argument("--iterations", action="store_true",
+                    help="senteval: also the L-BFGS iterations of the inner problems, with the pilot and without")
     ap.add_argument("--senteval-from", type=Path, help="agreement: take the SentEval scores from this earlier JSON")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
