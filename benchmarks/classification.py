@@ -175,7 +175,7 @@ def senteval(args) -> dict:
             row["old_as_ran_accuracy"], row["old_as_ran_wall_s"], row["old_as_ran_cpu_s"] = \
                 clock(lambda: ran.protocol(F, y, ev.splits, cv))
             row["speedup_vs_as_ran_wall"] = row["old_as_ran_wall_s"] / row["new_wall_s"]
-            # the unit: one of today's fits as hs eval ran them (its TREC: 31 s = 57 fits)
+            # the unit, a fit as hs eval ran them (its TREC: 31 s, the time of 57 single fits)
             row["new_in_as_ran_fits"] = row["new_wall_s"] / (row["old_as_ran_wall_s"] / ran.fits)
         row["speedup_vs_1thread_wall"] = row["old_1thread_wall_s"] / row["new_wall_s"]
         if args.tight:
