@@ -260,7 +260,7 @@ class _Problems:
 
     def __init__(self, rot: Rotation, yi: np.ndarray, k: int, rows: np.ndarray, Cs, curvature: Curvature):
         rows = np.asarray(rows, dtype=np.float64)
-        self.n, self.d = rot.rotated.shape
+        self.d = rot.rotated.shape[1]
         self.k, self.yi = k, np.ascontiguousarray(yi, dtype=np.int64)
         self.M, self.Q = curvature.M, curvature.vectors
         self.m = self.M.shape[1]
