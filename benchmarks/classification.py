@@ -33,7 +33,7 @@ def clock(fn):
 
 def engine_for(path, options=None):
     import hsstore
-    from analysis.engine import Engine
+    from analysis.runners.engine import Engine
 
     return Engine(hsstore.open(path), options or {})
 
@@ -86,7 +86,7 @@ class OldFits:
 def _warm_solver():
     """Compile (or load) the solver's numba kernels on small synthetic problems, both protocols,
     two and three classes, so that no timed run pays for it."""
-    from analysis import classification as cl
+    from analysis.evaluation import classification as cl
 
     rng = np.random.default_rng(0)
     for k in (2, 3):
@@ -102,8 +102,8 @@ def inner_iterations(F, y, splits, cv) -> dict:
     priors' curvature instead; and how many held-out inner-fold predictions differ from a solution
     to a largest preconditioned gradient entry of 1e-9. Works on revisions without a pilot too
     (PYTHONPATH at a checkout)."""
-    from analysis import classification as cl
-    from analysis import logreg
+    from analysis.evaluation import classification as cl
+    from analysis.evaluation import logreg
 
     tr = np.ones(len(y), bool) if cv else splits == "train"
     _, yi = np.unique(y[tr], return_inverse=True)
@@ -136,9 +136,9 @@ def senteval(args) -> dict:
     """The new protocol against today's implementation, both single-threaded (the thread limits
     ``hs eval`` now sets), and today's as ``hs eval`` ran it then: BLAS and OpenMP threads left at
     their defaults (on 2 cores they contend; the issue's timings are of this)."""
-    from analysis import classification as cl
-    from analysis.parallel import single_threaded
-    from analysis.recipe import parse_recipe
+    from analysis.evaluation import classification as cl
+    from analysis.runners.threads import single_threaded
+    from analysis.recipes.recipe import parse_recipe
     from hsstore.tasks import get_task
 
     eng = engine_for(args.stores[0])
@@ -194,16 +194,16 @@ def senteval(args) -> dict:
 # --- the probe ---
 
 def probe(args) -> dict:
-    from analysis import classification as cl
-    from analysis.parallel import single_threaded
-    from analysis.recipe import parse_recipe
+    from analysis.evaluation import classification as cl
+    from analysis.runners.threads import single_threaded
+    from analysis.recipes.recipe import parse_recipe
     from hsstore.tasks import TASKS
 
     out = {}
     with single_threaded(TASKS.values()):
         for path in args.stores:
             eng = engine_for(path, {"classification": "probe"})
-            for task in _tasks(eng, ("classification", "pair-classification"), args.tasks):
+            for task in _tasks(eng, ("classification", "pair-trained"), args.tasks):
                 ev = eng.evaluator(task)
                 X = eng.embed(task.id, parse_recipe(args.recipe))
                 ev(X)  # warm: features and BLAS paths touched once
@@ -252,7 +252,7 @@ AGREEMENT_EXTRA = [
 
 
 def agreement(args) -> dict:
-    from analysis.recipe import grid, parse_recipe
+    from analysis.recipes.recipe import grid, parse_recipe
 
     recipes = [*grid(AGREEMENT_GRID, parse_recipe("layers=last")), *[parse_recipe(r) for r in AGREEMENT_EXTRA]]
     recipes = list(dict.fromkeys(recipes))
@@ -296,8 +296,8 @@ def _spearman(a, b) -> float:
 def clustering(args) -> dict:
     from threadpoolctl import threadpool_limits
 
-    from analysis.clustering import contingency, scores_from_table
-    from analysis.recipe import parse_recipe
+    from analysis.evaluation.clustering import contingency, scores_from_table
+    from analysis.recipes.recipe import parse_recipe
 
     eng = engine_for(args.stores[0], {"clustering": "kmeans", "seeds": 5})
     tasks = _tasks(eng, ("clustering",), args.tasks)
@@ -349,7 +349,7 @@ STUDY = {
 
 
 def study(args) -> dict:
-    from analysis.recipe import parse_recipe
+    from analysis.recipes.recipe import parse_recipe
     from hsstore.tasks import get_task
 
     wanted = [t for ts in STUDY.values() for t in ts]

@@ -17,11 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from hsstore import model as model_mod
-from hsstore.dump import CorpusSource, Forward, dump_corpus, pick_device, plan_corpus
-from hsstore.format import default_chunk_tokens
+from hsstore.dump import model as model_mod
+from hsstore.dump.sources import CorpusSource
+from hsstore.dump.forward import Forward, pick_device
+from hsstore.dump.run import dump_corpus
+from hsstore.dump.plan import plan_corpus
+from hsstore.format.layout import default_chunk_tokens
 from hsstore.tasks import get_task
-from hsstore.writer import StoreWriter
+from hsstore.store.writer import StoreWriter
 from common import report  # noqa: E402
 
 

@@ -31,7 +31,7 @@ STS = ["sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr"]
 
 
 def kernel_figures(store, layer: int, repeats: int) -> dict:
-    from analysis.kernels import pool_states  # first: it sets numba's cache location
+    from analysis.embedding.kernels import pool_states  # first: it sets numba's cache location
 
     import numba
 
@@ -94,8 +94,8 @@ def kernel_figures(store, layer: int, repeats: int) -> dict:
 
 def recipe_figures(store_path, repeats: int) -> dict:
     import hsstore
-    from analysis.engine import Engine
-    from analysis.recipe import parse_recipe
+    from analysis.runners.engine import Engine
+    from analysis.recipes.recipe import parse_recipe
     from hsstore.tasks import get_task
 
     tasks = [get_task(t) for t in STS]
@@ -127,8 +127,8 @@ def recipe_figures(store_path, repeats: int) -> dict:
 
 def grid_figures(store_path) -> dict:
     import hsstore
-    from analysis.engine import Engine
-    from analysis.recipe import grid
+    from analysis.runners.engine import Engine
+    from analysis.recipes.recipe import grid
     from hsstore.tasks import get_task
 
     axes = {"layers": ["0", "1", "2", "3", "4", "5", "6", "first-last", "emb-last", "all"],
@@ -147,8 +147,10 @@ def grid_figures(store_path) -> dict:
 
 def model_figures(store_path) -> dict:
     import hsstore
-    from hsstore import model as model_mod
-    from hsstore.dump import CorpusSource, Forward, plan_corpus
+    from hsstore.dump import model as model_mod
+    from hsstore.dump.sources import CorpusSource
+    from hsstore.dump.forward import Forward
+    from hsstore.dump.plan import plan_corpus
     from hsstore.tasks import get_task
 
     store = hsstore.open(store_path)

@@ -39,8 +39,8 @@ CASES = ("whole-layer", "all-layers", "mean-all", "max-mix", "avg-table")
 
 def make_store(path: Path, gigabytes: float, seed: int = 0) -> dict:
     """A store of one corpus ``big`` whose hidden states take about ``gigabytes`` GB."""
-    from hsstore.format import KIND_TEXT, default_chunk_tokens
-    from hsstore.writer import CorpusPlan, StoreWriter
+    from hsstore.format.layout import KIND_TEXT, default_chunk_tokens
+    from hsstore.store.writer import CorpusPlan, StoreWriter
 
     rng = np.random.default_rng(seed)
     n_tokens_target = int(gigabytes * 1e9 / (LAYERS * HIDDEN * 2))
@@ -72,8 +72,8 @@ def make_store(path: Path, gigabytes: float, seed: int = 0) -> dict:
 def measure(store: str, case: str) -> dict:
     """Run one case in this process (a fresh one) and return its figures."""
     import hsstore
-    from analysis.engine import Engine
-    from analysis.recipe import parse_recipe
+    from analysis.runners.engine import Engine
+    from analysis.recipes.recipe import parse_recipe
 
     corpus = hsstore.open(store).corpus("big")
     t0 = time.perf_counter()
@@ -82,7 +82,7 @@ def measure(store: str, case: str) -> dict:
     elif case == "all-layers":
         out = np.stack([corpus.layer(layer) for layer in range(LAYERS)])
     elif case == "avg-table":
-        from analysis.views import state_sums
+        from analysis.embedding.views import state_sums
         out = state_sums(corpus, 3, VOCAB)
     else:
         recipe = {"mean-all": "layers=all;pool=mean", "max-mix": "layers=0,3;pool=max"}[case]
@@ -96,8 +96,8 @@ def stream_cost(store: str, name: str = "wikitext2", repeats: int = 5) -> dict:
     import statistics
 
     import hsstore
-    from analysis import pooling
-    from analysis.kernels import pool_states
+    from analysis.embedding import pooling
+    from analysis.embedding.kernels import pool_states
 
     corpus = hsstore.open(store).corpus(name)
     layer = corpus.store.layers[-1]

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 import hsstore
-from hsstore.dump import CorpusSource, run_dump
+from hsstore.dump.sources import CorpusSource
+from hsstore.dump.run import run_dump
 from hsstore.tasks import get_task
 from common import report  # noqa: E402
 

@@ -17,13 +17,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from hsstore import model as model_mod
-from hsstore.attention import ARRAY, shape
-from hsstore.dump import CorpusSource, Forward, dump_corpus, pick_device
-from hsstore.format import default_chunk_tokens
+from hsstore.dump import model as model_mod
+from hsstore.store.attention import ARRAY
+from hsstore.dump.attention import shape
+from hsstore.dump.sources import CorpusSource
+from hsstore.dump.forward import Forward, pick_device
+from hsstore.dump.run import dump_corpus
+from hsstore.format.layout import default_chunk_tokens
 from hsstore.tasks import get_task
-from hsstore.templates import parse_template, plan_source
-from hsstore.writer import StoreWriter
+from hsstore.tasks.templates import parse_template
+from hsstore.dump.templated import plan_source
+from hsstore.store.writer import StoreWriter
 from common import report  # noqa: E402
 
 

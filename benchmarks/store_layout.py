@@ -21,7 +21,7 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 import hsstore
-from hsstore.writer import ChunkFiles
+from hsstore.format.chunks import ChunkFiles
 
 
 def layouts(hidden: int):

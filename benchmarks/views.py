@@ -25,8 +25,8 @@ STS = ["sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr"]
 def table_rate(store, layer: int, repeats: int) -> dict:
     import numpy as np
 
-    from analysis.kernels import pool_states
-    from analysis.views import state_sums
+    from analysis.embedding.kernels import pool_states
+    from analysis.embedding.views import state_sums
 
     wiki = store.corpus("wikitext2")
     nbytes = wiki.n_tokens * store.hidden_size * wiki.stored_dtype.itemsize
@@ -44,7 +44,7 @@ def peak_memory(store) -> dict:
     every layer's Avg. table and keeping them all."""
     import tracemalloc
 
-    from analysis.views import state_sums
+    from analysis.embedding.views import state_sums
 
     wiki = store.corpus("wikitext2")
     wiki.all_token_ids  # noqa: B018 - the token ids (read once, kept by the corpus) are not counted
@@ -58,8 +58,8 @@ def peak_memory(store) -> dict:
 
 
 def recipe_times(store, recipes: list[str], repeats: int) -> dict:
-    from analysis.engine import Engine
-    from analysis.recipe import parse_recipe
+    from analysis.runners.engine import Engine
+    from analysis.recipes.recipe import parse_recipe
     from hsstore.tasks import get_task
 
     engine = Engine(store, disk_cache=False)

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hsstore.dump import cut_batches
-from hsstore.writer import CorpusPlan, StoreWriter, write_threads
+from hsstore.dump.plan import cut_batches
+from hsstore.store.writer import CorpusPlan, StoreWriter
+from hsstore.format.chunks import write_threads
 from common import report  # noqa: E402
 
 LAYERS, HIDDEN, CHUNK, SENTENCE = 13, 768, 4096, 128

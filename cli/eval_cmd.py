@@ -1,4 +1,8 @@
-"""``hs eval``: recipes x tasks from a store, on the CPU, without the model."""
+"""``hs eval``: recipes x tasks from a store, on the CPU, without the model.
+
+Its flags are read from two declarations: the recipe axes (analysis/recipes/recipe.py, with the
+step registry's choices) and the task families' protocol options (analysis/evaluation/families/).
+"""
 from __future__ import annotations
 
 import json
@@ -6,10 +10,44 @@ from pathlib import Path
 
 import click
 
-from analysis.steps import help_line
-from hsstore import HsError
+import hsstore
+from analysis.evaluation.registry import options as family_options
+from analysis.recipes.recipe import AXES, Recipe, grid, parse_recipe
+from analysis.recipes.steps import help_line
+from hsstore.dump.st_modules import model_recipe
+from hsstore.errors import HsError
+from hsstore.tasks.presets import PRESETS, get_preset
 
 from .params import STORE
+from .preset_cmd import run_preset_command
+
+# each recipe axis's flag help (the registry supplies the steps); every axis is a repeatable flag
+AXIS_HELP = {
+    "view": lambda: f"Where token vectors come from: {help_line('view')}; mix as ctx*0.8+avg*0.2.",
+    "layers": lambda: "last | first-last | emb-last | all | 0,4-6 (repeatable: a grid axis).",
+    "combine": lambda: "How several layers combine: mean | concat.",
+    "pool": lambda: f"{help_line('pool')}.",
+    "drop": lambda: f"Tokens to drop, joined by +: none | {help_line('drop')}.",
+    "weights": lambda: f"Token weights: {help_line('weights')}.",
+    "post": lambda: f"Post-processing chain, joined by + and applied in order: none | {help_line('post')}.",
+}
+
+
+def _default_text(option) -> str:
+    """``[default: 5; 3 with --preset study]``: the option's default, and the presets that set their own."""
+    overrides = [f"{p.options[option.name]} with --preset {p.name}" for p in PRESETS.values() if option.name in p.options]
+    return f" [default: {'; '.join([str(option.default), *overrides])}]"
+
+
+def _with_declared_options(command):
+    """The recipe-axis flags and the task families' protocol flags, in that order, on ``command``."""
+    for option in reversed(list(family_options().values())):
+        kind = click.Choice(option.choices) if option.choices else click.IntRange(min=option.minimum)
+        command = click.option(option.flag, option.name, type=kind, default=None,
+                               help=option.help + _default_text(option))(command)
+    for axis in reversed(AXES):
+        command = click.option(f"--{axis}", axis, multiple=True, help=AXIS_HELP[axis]())(command)
+    return command
 
 
 def _read_grid(path: Path) -> tuple[list[str], dict[str, list[str]]]:
@@ -29,8 +67,7 @@ def _read_grid(path: Path) -> tuple[list[str], dict[str, list[str]]]:
 
 
 def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, ...]]):
-    from analysis.recipe import Recipe, grid, parse_recipe
-
+    """The recipes of ``-r``, the grid file and the axis flags: each base recipe times the axes' grid."""
     strings, file_axes = _read_grid(grid_file) if grid_file else ([], {})
     bases = [parse_recipe(s) for s in (*recipe_strings, *strings)] or [Recipe()]
     axes = {**file_axes, **{k: list(v) for k, v in axis_values.items() if v}}
@@ -51,25 +88,7 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
                    "'model' is the model's own sentence-transformers pooling and normalisation.")
 @click.option("--grid", "grid_file", type=click.Path(path_type=Path),
               help="File of recipes (one a line) or a JSON object of axis -> list of values.")
-@click.option("--view", multiple=True,
-              help=f"Where token vectors come from: {help_line('view')}; mix as ctx*0.8+avg*0.2.")
-@click.option("--layers", multiple=True, help="last | first-last | emb-last | all | 0,4-6 (repeatable: a grid axis).")
-@click.option("--combine", multiple=True, help="How several layers combine: mean | concat.")
-@click.option("--pool", multiple=True, help=f"{help_line('pool')}.")
-@click.option("--drop", multiple=True, help=f"Tokens to drop, joined by +: none | {help_line('drop')}.")
-@click.option("--weights", multiple=True, help=f"Token weights: {help_line('weights')}.")
-@click.option("--post", multiple=True,
-              help=f"Post-processing chain, joined by + and applied in order: none | {help_line('post')}.")
-@click.option("--sts-aggregate", type=click.Choice(["all", "mean", "wmean"]), default="all", show_default=True,
-              help="Main STS12-16 score: subsets concatenated (all), their mean, or pair-weighted mean.")
-@click.option("--clustering", type=click.Choice(["kmeans", "mteb"]), default="kmeans", show_default=True,
-              help="k-means over --seeds seeds, or MTEB's MiniBatchKMeans protocol with each task's own settings.")
-@click.option("--seeds", type=click.IntRange(min=1), default=None,
-              help="k-means runs per recipe and clustering task [default: 5; 3 with --preset].")
-@click.option("--classification", type=click.Choice(["senteval", "probe", "mteb"]), default=None,
-              help="[default: senteval; probe with --preset] senteval: logistic regression, C by SentEval's CV; "
-                   "probe: ridge on one-hot labels with "
-                   "closed-form CV (fast, for grids); mteb: MTEB's few-shot protocol with each task's own settings.")
+@_with_declared_options
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Evaluations run at once, each single-threaded [default: all cores]. Results do not depend on it.")
 @click.option("--scheduler", metavar="ADDRESS",
@@ -87,9 +106,8 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
               help="Draw the table as a heatmap (PNG, PDF or SVG by extension; needs matplotlib).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk pooled-matrix cache.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def eval_command(store, tasks, preset, recipes, grid_file, view, layers, combine, pool, drop, weights, post,
-                 sts_aggregate, clustering, seeds, classification, jobs, scheduler, diagnostics, json_out, csv_out,
-                 mteb_dir, plot_out, no_cache, quiet):
+def eval_command(store, tasks, preset, recipes, grid_file, jobs, scheduler, diagnostics, json_out, csv_out,
+                 mteb_dir, plot_out, no_cache, quiet, **declared):
     """Evaluate recipes on tasks from a store, without the model.
 
     A recipe fixes view, layers, token filter, weights, pooling and post-processing
@@ -104,12 +122,8 @@ def eval_command(store, tasks, preset, recipes, grid_file, view, layers, combine
       hs eval runs/minilm --layers all --pool mean --pool max --scheduler local:2
       hs eval runs/study-minilm --preset study --json study.json     # the study's grid, resumable
     """
-    import hsstore
-    from analysis.engine import Engine, resolve_tasks
-    from analysis.recipe import AXES
-    from analysis.results import plot, recipe_line, table, write_csv, write_json, write_mteb_dir
-    from hsstore.pipeline import model_recipe
-
+    axis_values = {axis: declared.pop(axis) for axis in AXES}
+    given = declared  # the families' protocol options, None where not given
     to_stdout = [o for o in (json_out, csv_out) if o is not None and str(o) == "-"]
     if len(to_stdout) > 1:
         raise HsError("only one of --json and --csv can write to stdout ('-')")
@@ -117,47 +131,59 @@ def eval_command(store, tasks, preset, recipes, grid_file, view, layers, combine
         raise HsError("--jobs and --scheduler do not combine: the scheduler's workers set the parallelism")
     st = hsstore.open(store)
     if preset:
-        from cli.preset_cmd import run_preset_command
+        flags = {"--task": tasks, "--recipe": recipes, "--grid": grid_file, **{f"--{a}": v for a, v in axis_values.items()},
+                 "--csv": csv_out, "--mteb-dir": mteb_dir, "--plot": plot_out, "--scheduler": scheduler}
+        return _run_preset(st, preset, given, [flag for flag, value in flags.items() if value], json_out, jobs, quiet)
+    options = {name: option.default if given[name] is None else given[name] for name, option in family_options().items()}
+    results = _run_grid(st, tasks, recipes, grid_file, axis_values, options, diagnostics, jobs, scheduler, no_cache,
+                        quiet)
+    _write_outputs(results, st, options, diagnostics, bool(to_stdout), json_out, csv_out, mteb_dir, plot_out)
 
-        given = [o for o, v in (("--task", tasks), ("--recipe", recipes), ("--grid", grid_file), ("--view", view),
-                                ("--layers", layers), ("--combine", combine), ("--pool", pool), ("--drop", drop),
-                                ("--weights", weights), ("--post", post), ("--csv", csv_out),
-                                ("--mteb-dir", mteb_dir), ("--plot", plot_out), ("--scheduler", scheduler)) if v]
-        if given:
-            raise HsError(f"--preset runs its own tasks and grid; leave out {', '.join(given)} "
-                          f"(tables and figures: hs report)")
-        options = {"sts_aggregate": sts_aggregate, "clustering": clustering, "seeds": seeds or 3,
-                   "classification": classification or "probe"}
-        # no disk cache: each pooled matrix serves one task's grid, and all of them would fill gigabytes
-        return run_preset_command(st, preset, options, json_out, jobs, False, not quiet)
-    classification, seeds = classification or "senteval", seeds or 5
-    axis_values = dict(zip(AXES, (view, layers, combine, pool, drop, weights, post)))
+
+def _run_preset(st, preset: str, given: dict, conflicting: list[str], json_out, jobs, quiet) -> None:
+
+    if conflicting:
+        raise HsError(f"--preset runs its own tasks and grid; leave out {', '.join(conflicting)} "
+                      f"(tables and figures: hs report)")
+    declared = get_preset(preset).options
+    options = {name: declared.get(name, option.default) if given[name] is None else given[name]
+               for name, option in family_options().items()}
+    # no disk cache: each pooled matrix serves one task's grid, and all of them would fill gigabytes
+    run_preset_command(st, preset, options, json_out, jobs, False, not quiet)
+
+
+def _run_grid(st, tasks, recipes, grid_file, axis_values, options, diagnostics, jobs, scheduler, no_cache, quiet):
+    """The grid of the recipes, the grid file and the axis flags, on the tasks (or every task the store has)."""
+    from analysis.runners.engine import Engine, resolve_tasks  # numba, scikit-learn: only when evaluating
+
     # -r model: the model's own sentence-transformers pipeline, as stored with the dump
     recipes = [model_recipe(st.model.get("pipeline"), st.model["name"]) if r.strip() == "model" else r
                for r in recipes]
     recipe_list = build_recipes(recipes, grid_file, axis_values)
     task_list = resolve_tasks(st, list(tasks))
-    options = {"sts_aggregate": sts_aggregate, "clustering": clustering, "seeds": seeds,
-               "classification": classification}
     engine = Engine(st, options, disk_cache=not no_cache)
-    results = engine.run(task_list, recipe_list, diagnostics=diagnostics, progress=not quiet, jobs=jobs,
-                         scheduler=scheduler)
-    # the table goes to stdout unless a data file does; notes always go to stderr, so stdout parses as-is
+    return engine.run(task_list, recipe_list, diagnostics=diagnostics, progress=not quiet, jobs=jobs,
+                      scheduler=scheduler)
+
+
+def _write_outputs(results, st, options, diagnostics, to_stdout, json_out, csv_out, mteb_dir, plot_out) -> None:
+    """The table (stdout unless a data file goes there), then the files asked for; notes go to stderr."""
+    from analysis.results.mteb import write_mteb_dir  # with the engine, after an evaluation
+    from analysis.results.records import write_csv, write_json
+    from analysis.results.table import plot, recipe_line, table
+
     if recipe_line(results):
         click.echo(recipe_line(results), err=True)
-    click.echo(table(results), err=bool(to_stdout))
+    click.echo(table(results), err=to_stdout)
     if diagnostics:
         for r in results:
             click.echo(f"{r.task.id:12s} {r.recipe}  " + "  ".join(f"{k}={v:.4g}" for k, v in r.diagnostics.items()),
-                       err=bool(to_stdout))
-    if json_out:
-        write_json(results, st, json_out)
-        if str(json_out) != "-":
-            click.echo(f"wrote {json_out}", err=True)
-    if csv_out:
-        write_csv(results, csv_out)
-        if str(csv_out) != "-":
-            click.echo(f"wrote {csv_out}", err=True)
+                       err=to_stdout)
+    for out, write in ((json_out, lambda path: write_json(results, st, path)), (csv_out, lambda path: write_csv(results, path))):
+        if out:
+            write(out)
+            if str(out) != "-":
+                click.echo(f"wrote {out}", err=True)
     if mteb_dir:
         written, skipped = write_mteb_dir(results, st, mteb_dir, options)
         click.echo(f"wrote {len(written)} MTEB result files under {mteb_dir / 'results'}"

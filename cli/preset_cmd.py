@@ -1,12 +1,16 @@
 """``hs eval --preset NAME``: a preset's grid into a resumable results file, and a short summary."""
 from __future__ import annotations
 
+import json
 import signal
 from collections import defaultdict
 from pathlib import Path
 
 import click
 import numpy as np
+
+from analysis.evaluation.registry import family_of
+from hsstore.tasks import get_task
 
 
 def _main_score(record: dict) -> float:
@@ -15,14 +19,11 @@ def _main_score(record: dict) -> float:
 
 def summary(records: list[dict], walls: dict[str, float]) -> str:
     """Recipes, evaluations and wall time per family and stage, and each family's best recipe by mean score."""
-    from hsstore.tasks import get_task
-
     by_family: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     counts: dict[tuple[str, int], set] = defaultdict(set)
     evals: dict[tuple[str, int], int] = defaultdict(int)
     for r in records:
-        fam = get_task(r["hs_task"]).family
-        fam = "classification" if fam == "pair-classification" else fam
+        fam = family_of(get_task(r["hs_task"])).report_group  # the preset's families are report groups
         by_family[fam][r["recipe"]].append(_main_score(r))
         counts[(fam, r["study"]["stage"])].add(r["recipe"])
         evals[(fam, r["study"]["stage"])] += 1
@@ -41,7 +42,7 @@ def summary(records: list[dict], walls: dict[str, float]) -> str:
 
 def run_preset_command(store, preset: str, options: dict, json_out: Path | None, jobs, disk_cache: bool,
                        progress: bool) -> None:
-    from analysis.studyrun import run_preset
+    from analysis.runners.study_run import run_preset  # the engine: numba, scikit-learn
 
     if json_out is None or str(json_out) == "-":
         click.echo("hs: note: without --json FILE the results are not kept and a stopped run starts over", err=True)
@@ -57,8 +58,6 @@ def run_preset_command(store, preset: str, options: dict, json_out: Path | None,
         signal.signal(signal.SIGTERM, previous)
     click.echo(summary(records, walls), err=str(json_out) == "-")
     if json_out is not None and str(json_out) == "-":
-        import json
-
         click.echo(json.dumps(records, indent=1))
     elif json_out is not None:
         click.echo(f"wrote {len(records)} records to {json_out}", err=True)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from analysis.report import write_report
+
 
 @click.command()
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -29,7 +31,5 @@ def report_command(results, out, mixed_stores, svg):
       hs report layers.json --out report/
       hs report study.json more.json --out report/ --svg
     """
-    from analysis.report import write_report
-
     written = write_report(list(results), out, mixed_stores=mixed_stores, svg=svg)
     click.echo(f"wrote {written[0]} and {len(written) - 1} figure file(s) in {out}", err=True)

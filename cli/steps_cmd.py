@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import click
 
+from analysis.recipes import steps
+
 
 @click.command()
 @click.option("--markdown", is_flag=True, help="Print the table of docs/recipes.md instead.")
 def steps_command(markdown):
     """List the steps of every recipe axis: views, pooling, token filters and weights, post-processing."""
-    from analysis import steps
-
     click.echo(steps.table_markdown() if markdown else steps.listing())

@@ -21,7 +21,7 @@ import re
 import sys
 from pathlib import Path
 
-from hsstore import wikitext
+from hsstore.tasks import wikitext
 
 
 def read_text(path: Path) -> str:

@@ -26,7 +26,6 @@ count of each outcome.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
 import shutil
@@ -37,10 +36,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from drill import (CLEAN, IDENTICAL, WRONG, Drill, clean_error, make_corpus, run_hs, run_in_process, snapshot,
+                   start_hs)
+from faults_object_storage import object_storage
 
-IDENTICAL, CLEAN, WRONG = "identical", "clean error", "WRONG"
 KILL_POINTS = ["store-created", "vocab-written", "store-committed", "plan-written", "corpus-created",
                "chunks-written", "manifest-written", "commit", "commit:3", "complete"]
 ARRAYS = ["hidden", "hidden_crc32c", "offsets", "token_ids", "token_kind", "batch_ends", "text/bytes",
@@ -53,79 +52,8 @@ MERGE_KILL_POINTS = ["store-created", "store-committed", "statics-copied", "corp
 RECIPE = "layers=last;pool=mean;drop=punct+special"
 
 
-def run_hs(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    full = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=full, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-class Result:
-    """What a command left: exit status, stdout, stderr (of a subprocess or an in-process run)."""
-
-    def __init__(self, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def run_in_process(*args: str, env: dict | None = None) -> Result:
-    """An `hs` command in this process (no start-up cost: the corruption matrix runs many)."""
-    from click.testing import CliRunner
-
-    from cli.main import hs
-
-    r = CliRunner().invoke(hs, list(args), env={"HF_HUB_OFFLINE": "1", **(env or {})})
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        import traceback
-
-        return Result(1, r.stdout, r.stderr + "Traceback\n" + "".join(traceback.format_exception(r.exception)))
-    return Result(r.exit_code, r.stdout, r.stderr)
-
-
-def start_hs(*args: str, env: dict | None = None) -> subprocess.Popen:
-    full = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=full,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def snapshot(path: Path) -> dict[str, str]:
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(path.rglob("*")) if p.is_file()}
-
-
-def clean_error(proc) -> bool:
-    """A non-zero exit whose stderr ends on its one `hs: error:` line (no traceback; progress
-    messages before it, such as a dump's, are fine)."""
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("hs: warning:")]
-    errors = [ln for ln in lines if ln.startswith("hs: error:")]
-    return (proc.returncode != 0 and len(errors) == 1 and lines[-1] == errors[0]
-            and "Traceback" not in proc.stderr)
-
-
-class Drill:
-    def __init__(self, work: Path, model: Path, corpus: Path):
-        self.work, self.model, self.corpus = work, model, corpus
-        self.rows: list[tuple[str, str, str]] = []
-        self.dump_args = ["dump", "--model", str(model), "--task", "sts17", "--corpus-file", str(corpus),
-                          "--batch-tokens", "512",
-                          "--chunk-tokens", "1024", "-q"]
-        self.clean = work / "clean"
-        proc = run_in_process(*self.dump_args, "--out", str(self.clean))
-        assert proc.returncode == 0, proc.stderr
-        self.clean_files = snapshot(self.clean)
-
-    def record(self, case: str, outcome: str, detail: str = "") -> None:
-        self.rows.append((case, outcome, detail))
-        print(f"{case:44s} {outcome:12s} {detail}", flush=True)
-
-    def finish_and_compare(self, case: str, store: Path) -> None:
-        """Rerun the dump into ``store`` and compare every file with the undisturbed dump."""
-        info = run_in_process("info", str(store))
-        if info.returncode != 0 and not clean_error(info) or "Traceback" in info.stderr:
-            return self.record(case, WRONG, "hs info: " + info.stderr.strip().splitlines()[-1][:80])
-        proc = run_in_process(*self.dump_args, "--out", str(store))
-        if proc.returncode != 0:
-            return self.record(case, WRONG, "rerun failed: " + proc.stderr.strip()[-100:])
-        same = snapshot(store) == self.clean_files
-        self.record(case, IDENTICAL if same else WRONG, "" if same else "files differ from the undisturbed dump")
+class FaultDrill(Drill):
+    """Every case of the drill, each recorded in the table of ``Drill``."""
 
     def random_kills(self, n: int, rng: random.Random) -> None:
         """``n`` SIGKILLs at random moments, each followed by the next attempt of the same command."""
@@ -305,20 +233,6 @@ class Drill:
                             outcome, detail = WRONG, f"hs verify --deep missed it (exit {check.returncode})"
                     self.record(case, outcome, detail)
 
-    def summary(self) -> int:
-        counts = {}
-        for _, outcome, _ in self.rows:
-            counts[outcome] = counts.get(outcome, 0) + 1
-        print()
-        print("| case | outcome | detail |\n| --- | --- | --- |")
-        for case, outcome, detail in self.rows:
-            print(f"| {case} | {outcome} | {detail.replace('|', '/')} |")
-        print()
-        print(f"{len(self.rows)} cases: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-              + f"; {counts.get(WRONG, 0)} WRONG")
-        return 1 if counts.get(WRONG) else 0
-
-
 def chunk_file(store: Path, array: str) -> Path:
     """The first chunk file of ``array`` (an array of corpus ``sts17``, or ``vocab/...``)."""
     base = store / array if array.startswith("vocab/") else store / "corpora" / "sts17" / array
@@ -341,13 +255,6 @@ def damage_chunk(store: Path, array: str, damage: str) -> Path:
     return path
 
 
-def make_corpus(path: Path, n: int) -> Path:
-    from hsstore.tasks import get_task
-
-    path.write_text("\n".join(get_task("wikitext2").texts()[:n]) + "\n")
-    return path
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=20, help="random SIGKILLs (default 20)")
@@ -364,7 +271,7 @@ def main() -> int:
     os.environ["HS_CACHE"] = str(work / "cache" / "default")
     try:
         model = build_tiny_model(work / "model")
-        drill = Drill(work, model, make_corpus(work / "wiki.txt", 400))
+        drill = FaultDrill(work, model, make_corpus(work / "wiki.txt", 400))
         if args.only in (None, "dump"):
             drill.kill_points()
         if args.only in (None, "shards"):
@@ -377,8 +284,7 @@ def main() -> int:
             drill.corruption(["hidden", "token_ids", "offsets"] if args.quick else ARRAYS)
             drill.random_kills(args.kills, random.Random(args.seed))
         if args.only in (None, "objects"):
-            from faults_object_storage import object_storage  # the s3:// cases
-            object_storage(drill)
+            object_storage(drill)  # the s3:// cases
         return drill.summary()
     finally:
         shutil.rmtree(work, ignore_errors=True)

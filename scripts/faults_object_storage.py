@@ -21,7 +21,7 @@ POINTS = ["store-committed", "corpus-created", "chunks-written", "commit:3", "co
 
 
 def _objects(fs, url: str) -> dict[str, str]:
-    from hsstore.storage import LOCK_OBJECT
+    from hsstore.format.storage import LOCK_OBJECT
 
     base = url[len("s3://"):]
     return {name[len(base) + 1:]: hashlib.sha256(fs.cat_file(name)).hexdigest()
@@ -30,7 +30,7 @@ def _objects(fs, url: str) -> dict[str, str]:
 
 def object_storage(drill) -> None:
     """Kill-and-resume and lock cases on an S3 server (rows ``s3: ...`` of the drill's table)."""
-    from faults import CLEAN, IDENTICAL, WRONG, clean_error, run_hs, run_in_process
+    from drill import CLEAN, IDENTICAL, WRONG, clean_error, run_hs, run_in_process
 
     try:
         import s3fs
@@ -90,7 +90,7 @@ def main() -> int:
     import tempfile
     from pathlib import Path
 
-    from faults import Drill, make_corpus
+    from drill import Drill, make_corpus
 
     from conftest import build_tiny_model
 

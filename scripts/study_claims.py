@@ -12,8 +12,9 @@ import json
 import sys
 from collections import defaultdict
 
-from analysis.recipe import parse_recipe
-from analysis.study import BASE
+from analysis.evaluation.registry import family_of
+from analysis.recipes.recipe import parse_recipe
+from analysis.runners.study import BASE
 from hsstore.tasks import get_task
 
 CLAIMS = {
@@ -34,8 +35,7 @@ CLAIMS = {
 
 
 def family(task: str) -> str:
-    fam = get_task(task).family
-    return "classification" if fam == "pair-classification" else fam
+    return family_of(get_task(task)).report_group
 
 
 def main(path: str) -> None:

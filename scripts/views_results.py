@@ -27,8 +27,8 @@ def main():
     ap.add_argument("--no-glove", action="store_true")
     args = ap.parse_args()
     import hsstore
-    from analysis.engine import Engine
-    from analysis.recipe import parse_recipe
+    from analysis.runners.engine import Engine
+    from analysis.recipes.recipe import parse_recipe
     from hsstore.tasks import get_task
 
     store = hsstore.open(args.store)

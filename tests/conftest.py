@@ -77,7 +77,8 @@ def sentences_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory, tiny_model, sentences_file) -> Path:
     """A store of the tiny model holding two STS tasks, WikiText-2 and a small user corpus."""
-    from hsstore.dump import CorpusSource, run_dump
+    from hsstore.dump.sources import CorpusSource
+    from hsstore.dump.run import run_dump
 
     out = tmp_path_factory.mktemp("stores") / "tiny"
     sources = [CorpusSource(t, get_task(t).texts(), {"task": t}) for t in ("sts17", "biosses", "wikitext2")]

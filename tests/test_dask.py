@@ -9,10 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 import hsstore
-from analysis import daskrun, pooling
-from analysis.engine import Engine
-from analysis.kernels import pool_states
-from analysis.recipe import parse_recipe
+from analysis.runners import on_dask as daskrun
+from analysis.embedding import pooling
+from analysis.runners.engine import Engine
+from analysis.embedding.kernels import pool_states
+from analysis.recipes.recipe import parse_recipe
 from cli.main import hs
 from hsstore.errors import StoreError
 from hsstore.tasks import get_task

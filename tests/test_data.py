@@ -23,7 +23,8 @@ def test_every_task_has_the_fields_its_family_needs(task):
     t = TASKS[task]
     recs = t.records()
     assert recs, task
-    need = {"sts": {"text", "text2", "score"}, "pair-classification": {"text", "text2", "label"},
+    pairs = {"text", "text2", "label"}
+    need = {"sts": {"text", "text2", "score"}, "pair-trained": pairs, "pair-classification": pairs,
             "classification": {"text", "label"}, "clustering": {"text", "label"}, "corpus": {"text"}}[t.family]
     assert all(need <= r.keys() for r in recs)
 
@@ -68,8 +69,8 @@ def test_wikitext_splits_not_shipped_fail_clearly_offline(monkeypatch):
 
 
 def test_wikitext_raw_file_reader(tmp_path):
-    from hsstore.corpusfile import read_corpus_file
-    from hsstore.wikitext import sentences
+    from hsstore.tasks.corpusfile import read_corpus_file
+    from hsstore.tasks.wikitext import sentences
 
     raw = " = Title = \n \n The 1 @,@ 000 @-@ tonne ship sank . It was 3 @.@ 5 km long . \n = = Part = = \n More text here .\n"
     assert sentences(raw) == ["The 1,000-tonne ship sank .", "It was 3.5 km long .", "More text here ."]

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 import hsstore
 from cli.main import hs
 from families import DECODERS, FAMILIES, build_family
-from hsstore.dump import CorpusSource, run_dump
+from hsstore.dump.sources import CorpusSource
+from hsstore.dump.run import run_dump
 
 TEXTS = ["A man is playing a guitar.", "Stocks fell sharply on Tuesday after the announcement.", "Hello!",
          "A woman is slicing an onion in the kitchen while the radio plays an old song about the sea.",
@@ -57,8 +58,8 @@ def direct_states(model_dir: Path, text: str) -> np.ndarray:
 def test_stored_states_equal_a_direct_forward_pass(family_stores, family):
     """Batched, right-padded, length-sorted states equal each sentence run alone; pool=last reads the
     last real token (for decoders, the one that has seen the whole sentence)."""
-    from analysis.pooling import Pooler
-    from analysis.recipe import parse_recipe
+    from analysis.embedding.pooling import Pooler
+    from analysis.recipes.recipe import parse_recipe
 
     model, path = family_stores[family]
     store = hsstore.open(path)
@@ -106,8 +107,8 @@ def test_model_recipe_is_the_sentence_transformers_pipeline(tmp_path):
     import torch
     import transformers
 
-    from analysis.engine import Engine
-    from analysis.recipe import parse_recipe
+    from analysis.runners.engine import Engine
+    from analysis.recipes.recipe import parse_recipe
 
     model_dir = build_family("mpnet", tmp_path / "st")
     (model_dir / "modules.json").write_text(json.dumps([
@@ -121,7 +122,7 @@ def test_model_recipe_is_the_sentence_transformers_pipeline(tmp_path):
              progress=False, log=lambda m: None)
     store = hsstore.open(tmp_path / "store")
     assert store.model["pipeline"]["pooling"] == "cls" and store.model["pipeline"]["normalize"]
-    from hsstore.pipeline import model_recipe
+    from hsstore.dump.st_modules import model_recipe
 
     recipe = parse_recipe(model_recipe(store.model["pipeline"], store.model["name"]))
     got = Engine(store, disk_cache=False).embed("mine", recipe)
@@ -174,7 +175,7 @@ def test_mteb_names_only_for_mteb_data_and_protocol():
     """SentEval's SICK-R split and SentEval-protocol classification are never filed under MTEB's names."""
     from types import SimpleNamespace
 
-    from analysis.results import mteb_name
+    from analysis.results.mteb import mteb_name
     from hsstore.tasks import get_task
 
     def name(task, **options):

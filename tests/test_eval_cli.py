@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 import hsstore
-from analysis import post
-from analysis.engine import Engine
-from analysis.evaluators import STS
-from analysis.pooling import Pooler
-from analysis.recipe import parse_recipe
+from analysis.embedding import post
+from analysis.runners.engine import Engine
+from analysis.evaluation.sts import STS
+from analysis.embedding.pooling import Pooler
+from analysis.recipes.recipe import parse_recipe
 from cli.main import hs
 from hsstore.tasks import get_task
 
@@ -103,7 +103,7 @@ def test_a_layer_missing_from_the_store(tmp_path, tiny_model, sentences_file):
 
 
 def test_diagnostics_use_the_task_sentences_and_pairs(tiny_store):
-    from analysis.diagnostics import alignment, average_cosine
+    from analysis.evaluation.diagnostics import alignment, average_cosine
 
     store = hsstore.open(tiny_store)
     recipe = parse_recipe("layers=last")

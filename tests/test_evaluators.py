@@ -12,14 +12,16 @@ import pytest
 from scipy.stats import spearmanr
 
 import hsstore
-from analysis import diagnostics
-from analysis import classification as cl
-from analysis import logreg, probe
-from analysis.clustering import contingency, scores_from_table
-from analysis.evaluators import STS, Classification, Clustering, hungarian_accuracy
+from analysis.evaluation import diagnostics
+from analysis.evaluation import classification as cl
+from analysis.evaluation import logreg, probe
+from analysis.evaluation.clustering import contingency, scores_from_table
+from analysis.evaluation.sts import STS
+from analysis.evaluation.classification import Classification, TrainedPairs
+from analysis.evaluation.clustering import Clustering, hungarian_accuracy
 from hsstore.errors import HsError
-from analysis.pooling import Pooler
-from analysis.recipe import parse_recipe
+from analysis.embedding.pooling import Pooler
+from analysis.recipes.recipe import parse_recipe
 from hsstore.tasks import Task, get_task
 
 
@@ -69,7 +71,7 @@ def test_sts_aggregations():
 def test_rankdata_matches_scipy():
     from scipy.stats import rankdata as scipy_rankdata
 
-    from analysis.evaluators import rankdata
+    from analysis.evaluation.sts import rankdata
 
     rng = np.random.default_rng(0)
     for x in (rng.standard_normal(50), rng.integers(0, 5, 200).astype(float), np.array([3.0]), np.ones(4)):
@@ -118,7 +120,7 @@ def test_classification_cv_and_pairs():
     labels, rows = _classification_rows(rng, pairs=True)
     rows = tuple({**r, "split": "all"} for r in rows)
     X = np.eye(3)[labels] * 4 + rng.standard_normal((300, 3)) * 0.3
-    ev = Classification(FakeTask("x", "pair-classification", "x", protocol="cv", rows=rows), FakeCorpus(300))
+    ev = TrainedPairs(FakeTask("x", "pair-trained", "x", protocol="cv", rows=rows), FakeCorpus(300))
     assert ev.features(X).shape == (300, 12)  # [u, v, |u-v|, u*v]
     assert ev(X)["main_score"] > 95
 
@@ -420,7 +422,7 @@ def test_jobs_do_not_change_the_json(tiny_store, tmp_path):
 def test_costliest_evaluations_start_first_and_results_keep_their_order():
     import threading
 
-    from analysis.parallel import run_ordered
+    from analysis.runners.threads import run_ordered
 
     started, lock, both = [], threading.Lock(), threading.Barrier(2, timeout=30)
 

@@ -12,7 +12,7 @@ import faults  # noqa: E402
 
 
 def test_fault_drill_subset(tmp_path, tiny_model):
-    drill = faults.Drill(tmp_path, tiny_model, faults.make_corpus(tmp_path / "wiki.txt", 400))
+    drill = faults.FaultDrill(tmp_path, tiny_model, faults.make_corpus(tmp_path / "wiki.txt", 400))
     drill.kill_points(["commit:2"])
     drill.random_kills(1, random.Random(0))
     drill.corruption(["hidden"], ["missing", "flipped"])

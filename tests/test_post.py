@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis import post
-from analysis.steps import parse_step
+from analysis.embedding import post
+from analysis.recipes.steps import parse_step
 from hsstore import HsError
 
 

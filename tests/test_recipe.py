@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.recipe import Recipe, Step, grid, parse_recipe
+from analysis.recipes.recipe import Recipe, Step, grid, parse_recipe
 from hsstore import HsError
 from hsstore.layers import parse_layers
 

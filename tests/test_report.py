@@ -14,12 +14,12 @@ import pytest
 from click.testing import CliRunner
 from scipy.stats import spearmanr
 
-from analysis.engine import Result
-from analysis.recipe import parse_recipe
+from analysis.results.result import Result
+from analysis.recipes.recipe import parse_recipe
 from analysis.report import figures, write_report
 from analysis.report.load import OPTION_KEYS
 from analysis.report.load import load as load_runs
-from analysis.results import records
+from analysis.results.records import records
 from cli.main import hs
 from hsstore.errors import EnvError
 from hsstore.tasks import get_task

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import hsstore
-from hsstore import storage, writer
+from hsstore.format import storage
+from hsstore.store import writer
 from hsstore.errors import HsError
 from hsstore.tasks import get_task
 from test_integrity import KILL_POINTS, Killed, dump, eval_scores, interrupt_at, one_line_error, run_cli, snapshot
@@ -108,7 +109,8 @@ def test_dump_to_s3_gives_the_local_dumps_objects(s3, url, tiny_model, local):
 
 
 def test_eval_info_verify_from_s3_match_local(s3, url, tiny_model, tmp_path):
-    from hsstore.dump import CorpusSource, run_dump
+    from hsstore.dump.sources import CorpusSource
+    from hsstore.dump.run import run_dump
 
     src = [CorpusSource("sts17", get_task("sts17").texts(), {"task": "sts17"})]
     run_dump(str(tiny_model), src, tmp_path / "sts", batch_tokens=1024, progress=False, log=lambda m: None)

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import hs
-from hsstore import shards
-from hsstore.shards import assign
+from hsstore.store import shards
+from hsstore.store.shards import assign
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,7 +147,7 @@ def test_parallel_and_serial_chunk_writers_write_identical_files(tmp_path, tiny_
     import zarr
     from zarr.codecs import Crc32cCodec
 
-    from hsstore.writer import ChunkFiles
+    from hsstore.format.chunks import ChunkFiles
 
     # the writer's threads against zarr's own codec pipeline (an independent encoder), chunk by chunk
     data = np.random.default_rng(0).standard_normal((3, 1000, 16)).astype(np.float16)

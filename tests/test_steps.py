@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from analysis import steps
-from analysis.recipe import parse_recipe
+from analysis.recipes import steps
+from analysis.recipes.recipe import parse_recipe
 from cli.main import hs
 from hsstore import HsError
 
@@ -39,7 +39,7 @@ def test_every_step_parses_from_a_recipe(axis, name):
 
 
 def test_every_step_runs_from_the_cli(tiny_store, tmp_path, monkeypatch):
-    from analysis import views
+    from analysis.embedding import views
 
     words = ["the", "a", "is", "man", "."]
     np.save(tmp_path / "glove_6B_50d_emb.npy", np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32))

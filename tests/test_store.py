@@ -8,9 +8,10 @@ from transformers import AutoModel, AutoTokenizer
 
 import hsstore
 from hsstore import HsError
-from hsstore.dump import CorpusSource, run_dump
-from hsstore.export import export_hdf5
-from hsstore.writer import StoreWriter
+from hsstore.dump.sources import CorpusSource
+from hsstore.dump.run import run_dump
+from hsstore.store.export import export_hdf5
+from hsstore.store.writer import StoreWriter
 
 from conftest import SENTENCES
 
@@ -133,7 +134,7 @@ def test_direct_chunk_files_equal_zarr_encoding(tmp_path):
     import zarr
     from zarr.codecs import Crc32cCodec
 
-    from hsstore.writer import ChunkFiles
+    from hsstore.format.chunks import ChunkFiles
 
     data = np.random.default_rng(0).standard_normal((3, 1000, 8)).astype(np.float16)
     trees = {}

@@ -12,12 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 import hsstore
-from analysis import study
-from analysis.engine import Engine
-from analysis.recipe import parse_recipe
+from analysis.runners import study
+from analysis.runners.engine import Engine
+from analysis.recipes.recipe import parse_recipe
 from cli.main import hs
-from hsstore import presets
-from hsstore.presets import Preset
+from hsstore.tasks import presets
+from hsstore.dump.sources import preset_sources
+from hsstore.tasks.presets import Preset
 from hsstore.tasks import get_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,14 +59,14 @@ def test_study_preset_declares_the_studys_tasks():
     assert len(p.families["sts"]) == 8 and set(families["sts"]) == {"sts"}
     assert len(p.families["clustering"]) == 6 and set(families["clustering"]) == {"clustering"}
     assert len(p.families["classification"]) == 12
-    assert set(families["classification"]) <= {"classification", "pair-classification"}
+    assert set(families["classification"]) <= {"classification", "pair-trained"}
     assert "stackoverflow" in p.families["clustering"]
     assert [get_task(t).family for t in p.references] == ["corpus"]
     assert len(set(p.tasks)) == len(p.tasks) and not set(p.left_out) & set(p.tasks)
     # every corpus once: plain tasks, WikiText-2, and for each templated STS task its variant and empty rows
     names = p.corpora()
     assert len(names) == len(set(names)) == 26 + 1 + 2 * 8
-    assert [s.name for s in presets.preset_sources("study")] == names
+    assert [s.name for s in preset_sources("study")] == names
 
 
 def test_dump_preset_equals_the_explicit_commands_and_adds_nothing_twice(preset_store, tiny_store, tiny_model,
@@ -250,7 +251,7 @@ def test_killed_run_resumes(full_run, preset_store, tmp_path):
     """SIGKILL right after the 3rd write of the results file, then the same command again."""
     records, _ = full_run
     out = tmp_path / "killed.json"
-    code = ("import sys; from hsstore import presets; from tests.test_study import TINY; "
+    code = ("import sys; from hsstore.tasks import presets; from tests.test_study import TINY; "
             "presets.PRESETS['tiny'] = TINY; from cli.main import hs; sys.argv[0] = 'hs'; hs()")
     args = [sys.executable, "-c", code, "eval", str(preset_store), "--preset", "tiny", *TINY_ARGS, "-q",
             "--json", str(out), "--jobs", "1"]

@@ -12,10 +12,13 @@ import torch
 
 import hsstore
 from hsstore import HsError
-from hsstore.dump import CorpusSource, run_dump
-from hsstore.format import KIND_MASK, KIND_SPECIAL, KIND_TEMPLATE, KIND_TEXT
-from hsstore.model import load
-from hsstore.templates import TEMPLATES, parse_template, position_base, templated_ids, with_templates
+from hsstore.dump.sources import CorpusSource
+from hsstore.dump.run import run_dump
+from hsstore.format.layout import KIND_MASK, KIND_SPECIAL, KIND_TEMPLATE, KIND_TEXT
+from hsstore.dump.model import load
+from hsstore.tasks.templates import TEMPLATES, parse_template
+from hsstore.dump.templated import position_base, templated_ids
+from hsstore.dump.sources import with_templates
 
 from conftest import SENTENCES
 from families import build_family
@@ -175,7 +178,7 @@ def test_position_base_matches_model_default(families):
 
 
 def test_stored_diagonals_equal_output_attentions(templated_store, tiny_model):
-    from hsstore.attention import read_diagonal
+    from hsstore.store.attention import read_diagonal
 
     for name in ("mine", "mine~promptbert"):
         corpus = hsstore.open(templated_store).corpus(name)
@@ -193,14 +196,14 @@ def test_stored_diagonals_equal_output_attentions(templated_store, tiny_model):
 
 
 def test_diagonals_missing_is_one_line_error(tiny_store):
-    from hsstore.attention import read_diagonal
+    from hsstore.store.attention import read_diagonal
 
     with pytest.raises(HsError, match="--attention-diagonals"):
         read_diagonal(hsstore.open(tiny_store).corpus("mine"), 1, 0)
 
 
 def test_export_keeps_positions_and_diagonals(templated_store, tmp_path):
-    from hsstore.export import export_hdf5
+    from hsstore.store.export import export_hdf5
 
     store = hsstore.open(templated_store)
     export_hdf5(store, tmp_path / "s.h5", progress=False)
@@ -253,8 +256,8 @@ def _prefix_len() -> int:
 
 
 def test_mask_readout_and_denoising_equal_direct_computation(templated_store, tiny_model):
-    from analysis.kernels import pool_states
-    from analysis.prompts import denoise, slot_weights
+    from analysis.embedding.kernels import pool_states
+    from analysis.embedding.prompts import denoise, slot_weights
 
     store = hsstore.open(templated_store)
     corpus, empty = store.corpus("mine~promptbert"), store.corpus("mine~promptbert~empty")
@@ -275,8 +278,8 @@ def test_mask_readout_and_denoising_equal_direct_computation(templated_store, ti
 
 
 def test_kind_filters_and_ditto_weights_equal_numpy(templated_store, tiny_model):
-    from analysis.kernels import pool_states
-    from analysis.prompts import ditto_weights, kind_weights
+    from analysis.embedding.kernels import pool_states
+    from analysis.embedding.prompts import ditto_weights, kind_weights
 
     store = hsstore.open(templated_store)
     corpus = store.corpus("mine~promptbert")
@@ -292,7 +295,7 @@ def test_kind_filters_and_ditto_weights_equal_numpy(templated_store, tiny_model)
 
 
 def test_readouts_on_a_plain_corpus_are_one_line_errors(tiny_store):
-    from analysis.prompts import empty_corpus, slot_weights
+    from analysis.embedding.prompts import empty_corpus, slot_weights
 
     plain = hsstore.open(tiny_store).corpus("mine")
     with pytest.raises(HsError, match="--template"):
@@ -303,8 +306,8 @@ def test_readouts_on_a_plain_corpus_are_one_line_errors(tiny_store):
 
 def test_recipe_steps_equal_direct_computation(templated_store, tiny_model):
     """view=prompt, pool=mask[:denoise=yes], drop=template and weights=ditto through the pooler."""
-    from analysis.pooling import Pooler
-    from analysis.recipe import parse_recipe
+    from analysis.embedding.pooling import Pooler
+    from analysis.recipes.recipe import parse_recipe
 
     store = hsstore.open(templated_store)
     plain, variant = store.corpus("mine"), store.corpus("mine~promptbert")
@@ -333,8 +336,8 @@ def test_recipe_steps_equal_direct_computation(templated_store, tiny_model):
 
 
 def test_recipe_step_errors_are_one_line(templated_store, tiny_store):
-    from analysis.pooling import Pooler
-    from analysis.recipe import parse_recipe
+    from analysis.embedding.pooling import Pooler
+    from analysis.recipes.recipe import parse_recipe
 
     store = hsstore.open(templated_store)
     cases = [(store, "pool=mask", "view=prompt"), (store, "view=prompt:template=prompteol", "--template prompteol"),
@@ -350,8 +353,8 @@ def test_a_damaged_variant_misses_the_warm_cache(templated_store, tmp_path, monk
     chunk files change: the recompute meets the checksum error."""
     import shutil
 
-    from analysis.pooling import Pooler
-    from analysis.recipe import parse_recipe
+    from analysis.embedding.pooling import Pooler
+    from analysis.recipes.recipe import parse_recipe
     from hsstore.errors import StoreError
 
     monkeypatch.setenv("HS_CACHE", str(tmp_path / "cache"))

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import hsstore
-from analysis import views
-from analysis.engine import Engine
-from analysis.pooling import Pooler
-from analysis.recipe import parse_recipe
+from analysis.embedding import views
+from analysis.runners.engine import Engine
+from analysis.embedding.pooling import Pooler
+from analysis.recipes.recipe import parse_recipe
 from hsstore import HsError
 from hsstore.tasks import get_task
 
@@ -133,7 +133,8 @@ def test_sentence_transformers_poolings(tiny_store):
 
 
 def test_store_without_input_matrix_fails_then_dump_adds_it(tiny_store, tiny_model, tmp_path):
-    from hsstore.dump import CorpusSource, run_dump
+    from hsstore.dump.sources import CorpusSource
+    from hsstore.dump.run import run_dump
 
     path = tmp_path / "old"
     shutil.copytree(tiny_store, path)
@@ -201,7 +202,7 @@ def test_glove_idf_counts_words_of_the_reference(tiny_store, fake_glove):
 
 
 def test_hdf5_export_keeps_the_input_embeddings(tiny_store, tmp_path):
-    from hsstore.export import export_hdf5
+    from hsstore.store.export import export_hdf5
 
     export_hdf5(hsstore.open(tiny_store), tmp_path / "s.h5", progress=False)
     np.testing.assert_array_equal(hsstore.open(tmp_path / "s.h5").input_embeddings(),

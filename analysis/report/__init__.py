@@ -11,7 +11,10 @@ import os
 import re
 from pathlib import Path
 
-from ..recipe import AXES
+from hsstore.tasks import TASKS
+
+from ..evaluation.registry import family_of
+from ..recipes.recipe import AXES
 from .compare import axis_effects, prompt_effects, reference_effects
 from .figures import FIGURES, Drawn, pyplot
 from .load import MEASURES, Run, load, stores
@@ -29,6 +32,9 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def _header(runs: list[Run], paths: list[Path]) -> list[str]:
+    shown = {r.family for r in runs}
+    present = dict.fromkeys(family_of(TASKS[r.task]) for r in runs)
+    merged = [f for f in present if f.report_group != f.name]  # families shown under another's heading
     versions = sorted({r.hs_version for r in runs if r.hs_version})
     options = sorted({r.options for r in runs if r.options})
     models = list(dict.fromkeys(r.model for r in runs))
@@ -38,9 +44,9 @@ def _header(runs: list[Run], paths: list[Path]) -> list[str]:
              + (f", written by hs {', '.join(versions)}" if versions else "") + ".",
              "Protocol options: " + ("; ".join(f"`{o}`" for o in options) if options else
                                      "not recorded in the files (hs eval's options at the time)") + ".", "",
-             "Scores are each task's main score: " + "; ".join(f"{f}: {m}" for f, m in MEASURES.items())
-             + " (pair classification counts as classification). A family mean is shown only for a recipe "
-               "run on every task of that family here; otherwise the cell says how many tasks it has.", ""]
+             "Scores are each task's main score: " + "; ".join(f"{f}: {m}" for f, m in MEASURES.items() if f in shown)
+             + "".join(f" ({f.name} counts as {f.group})" for f in merged) + ". A family mean is shown only for a "
+               "recipe run on every task of that family here; otherwise the cell says how many tasks it has.", ""]
     return lines
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..recipe import Part, Recipe
-from ..steps import Step
+from ..recipes.recipe import Part, Recipe
+from ..recipes.steps import Step
 from .load import FAMILIES, Run, canonical
 
 DEFAULTS = Recipe().fields()

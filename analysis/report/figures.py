@@ -10,7 +10,7 @@ import numpy as np
 
 from hsstore.errors import EnvError
 
-from ..recipe import parse_recipe, parse_value
+from ..recipes.recipe import parse_recipe, parse_value
 from .compare import (Sweep, axis_effects, describe, difference, is_prompt, plain_recipe, prompt_effects,
                       reference_effects, sweeps)
 from .load import SHORT_MEASURES, Run
@@ -33,7 +33,7 @@ class Skipped:
 def pyplot():
     """matplotlib.pyplot on the Agg backend (files only), or a one-line error saying how to get it."""
     try:
-        import matplotlib
+        import matplotlib  # an optional extra, and slow to import: only when drawing
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt

@@ -15,22 +15,23 @@ from pathlib import Path
 from hsstore.errors import HsError, StoreError
 from hsstore.tasks import TASKS
 
-from ..recipe import Recipe, parse_recipe
+from ..evaluation.registry import family_of, groups
+from ..recipes.recipe import Recipe, parse_recipe
 
 canonical = functools.lru_cache(maxsize=None)(parse_recipe)  # recipes repeat over tasks; Recipe is immutable
 
-FAMILIES = ("sts", "clustering", "classification")  # the report's families, in its order
-MEASURES = {"sts": "Spearman's rho x100 of cosine similarity", "clustering": "V-measure x100",
-            "classification": "accuracy x100"}
-SHORT_MEASURES = {"sts": "Spearman x100", "clustering": "V-measure x100", "classification": "accuracy x100"}
+# the report's families are the task families' report groups (a family may be shown with another:
+# trained pair classification with classification), in the registry's order
+FAMILIES = tuple(groups())
+MEASURES = {name: family.measure for name, family in groups().items()}
+SHORT_MEASURES = {name: family.short_measure for name, family in groups().items()}
 REQUIRED = ("hs_task", "scores", "recipe", "store")
 OPTION_KEYS = ("options", "protocol")  # where a results file may record its evaluation protocol
 
 
 def report_family(task_id: str) -> str:
-    """The task's family in the report: pair-classification counts as classification."""
-    family = TASKS[task_id].family
-    return "classification" if family == "pair-classification" else family
+    """The report group of the task's family (trained pair classification counts as classification)."""
+    return family_of(TASKS[task_id]).report_group
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import numpy as np
 
 from hsstore.tasks import TASKS
 
-from ..evaluators import rankdata
-from ..results import _label, _varying_axes
+from ..evaluation.sts import rankdata
+from ..results.table import label, varying_axes
 from .compare import AxisEffects, Effect
 from .load import FAMILIES, SHORT_MEASURES, Run
 
@@ -55,9 +55,9 @@ def _mean_cell(mean: float | None, have: int, total: int) -> str:
 
 def family_means_table(runs: list[Run]) -> str:
     tasks, score, rs = family_tasks(runs), scores(runs), recipes(runs)
-    axes = _varying_axes(rs)
+    axes = varying_axes(rs)
     header = axes + [f"{f} ({len(t)} tasks)" for f, t in tasks.items()]
-    rows = [_label(rc, axes) + [_mean_cell(*family_mean(score, str(rc), t), len(t)) for t in tasks.values()]
+    rows = [label(rc, axes) + [_mean_cell(*family_mean(score, str(rc), t), len(t)) for t in tasks.values()]
             for rc in rs]
     return markdown(header, rows, len(axes))
 
@@ -91,10 +91,10 @@ def task_table(runs: list[Run], family: str) -> str:
     tasks = family_tasks(runs)[family]
     mine = [r for r in runs if r.family == family]
     score, rs = scores(mine), recipes(mine)
-    axes = _varying_axes(rs)
+    axes = varying_axes(rs)
     means = {str(rc): family_mean(score, str(rc), tasks) for rc in rs}
     rs.sort(key=lambda rc: (means[str(rc)][0] is None, -(means[str(rc)][0] or 0)))
-    rows = [_label(rc, axes) + [fmt(score.get((str(rc), t))) for t in tasks]
+    rows = [label(rc, axes) + [fmt(score.get((str(rc), t))) for t in tasks]
             + [_mean_cell(*means[str(rc)], len(tasks))] for rc in rs]
     return markdown(axes + tasks + ["mean"], rows, len(axes))
 

@@ -1,0 +1,1 @@
+"""One module a task family, each declaring ``FAMILY`` (analysis/evaluation/family.py reads them all)."""

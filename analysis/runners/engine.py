@@ -1,0 +1,182 @@
+"""Evaluate recipes on tasks from a store: pool, post-process (fitted on a named reference), score."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+from tqdm import tqdm
+
+from hsstore.errors import HsError
+from hsstore.format.layout import KIND_SPECIAL
+from hsstore.store import Store
+from hsstore.tasks import TASKS, Task, get_task
+
+from ..embedding import post as post_mod
+from ..embedding.pooling import Pooler
+from ..embedding.tokens import check_level
+from ..evaluation.registry import family_of
+from ..recipes.recipe import Recipe
+from ..results.result import Result
+from .on_dask import run_on_dask
+from .threads import run_ordered
+
+
+def _dump_hint(store: Store, name: str) -> str:
+    return f"hs dump --model {store.model['name']} --task {name} --out {store.path}"
+
+
+class Engine:
+    """Evaluates recipes on a store's tasks, keeping what a grid reuses: pooled matrices (in memory and
+    in the disk cache), fitted post-processing chains and one evaluator per task.
+
+        engine = Engine(hsstore.open("runs/minilm"), options={"classification": "probe"})
+        engine.evaluate(get_task("stsb"), parse_recipe("layers=last;pool=mean")).main_score
+        engine.embed("stsb", recipe)          # the recipe's sentence matrix, rows in stored order
+
+    ``options`` are the task families' protocol options (analysis/evaluation/family.py); ``run`` runs a
+    grid on threads or Dask workers. Evaluations may run on several threads: embedding takes a lock,
+    scoring does not.
+    """
+
+    def __init__(self, store: Store, options: dict | None = None, disk_cache: bool = True):
+        self.store, self.options = store, options or {}
+        self.pooler = Pooler(store, disk_cache=disk_cache)
+        self._evaluators: dict[str, object] = {}
+        self._chains: dict[tuple, list] = {}
+        self._embed_lock = threading.Lock()  # pooling caches are not thread-safe: one embedding at a time
+        self._input_checked = False
+
+    @property
+    def disk_cache(self) -> bool:
+        """Whether pooled matrices are read from and written to the disk cache."""
+        return self.pooler.disk is not None and self.pooler.disk.enabled
+
+    def pool(self, corpus_name: str, recipe: Recipe) -> np.ndarray:
+        """The recipe's pooled matrix of a corpus without post-processing, computed (or found) once: a
+        Dask pooling task runs this to fill the disk cache."""
+        with self._embed_lock:
+            return self.pooler.embed(self.store.corpus(corpus_name), recipe)
+
+    def forget(self) -> None:
+        """Drop what was kept for the tasks evaluated so far (pooled matrices, fitted chains,
+        evaluators); the static views' tables stay. A grid run task by task stays at one task's memory."""
+        with self._embed_lock:
+            self.pooler.pooled.clear()
+            self.pooler.weights.clear()
+            self._chains.clear()
+            self._evaluators.clear()
+
+    def check(self, tasks: list[Task], recipes: list[Recipe]) -> None:
+        """Fail early, with the command that fixes it, before any computation."""
+        have = set(self.store.corpora)
+        for task in tasks:
+            if task.family == "corpus":
+                raise HsError(f"{task.id} is a reference corpus, not an evaluation task; use it as @{task.id} in a recipe")
+            family_of(task)
+            if task.id not in have:
+                raise HsError(f"store {self.store.path} has no complete corpus for task {task.id}; run: "
+                              f"{_dump_hint(self.store, task.id)}")
+        for recipe in recipes:
+            for ref in recipe.references:
+                if ref not in have:
+                    raise HsError(f"recipe {recipe} needs corpus {ref!r}, which store {self.store.path} lacks; run: "
+                                  f"{_dump_hint(self.store, ref)}")
+            for part in recipe.view:
+                self.pooler.view_layers(recipe, part.step)  # layers the store lacks
+                view = part.step.build()
+                view.key(self.store)  # a view whose data is missing (GloVe not installed) fails now
+                check_level(recipe, view.LEVEL, view.NAME)
+                if view.uses_input_embeddings():
+                    self._has_input()
+            for step in recipe.post:
+                post_mod.make(step)  # parameter errors surface now
+            if any(d.name == "special" for d in recipe.drop):  # a tokenizer that adds none (GPT-2) has none to drop
+                for task in tasks:
+                    if not (self.store.corpus(task.id).all_token_kinds == KIND_SPECIAL).any():
+                        raise HsError(f"recipe {recipe} drops special tokens, but {task.id}'s tokenizer added none "
+                                      f"({self.store.model['name']}); leave out drop=special")
+
+    def _has_input(self) -> None:
+        """Fail now if the store lacks the input-embedding matrix (read once)."""
+        if not self._input_checked:
+            self.store.input_embeddings()
+            self._input_checked = True
+
+    def evaluator(self, task: Task):
+        """The task's evaluator under this engine's protocol options (built once: it maps texts to ids)."""
+        if task.id not in self._evaluators:
+            self._evaluators[task.id] = family_of(task).build(task, self.store.corpus(task.id), self.options)
+        return self._evaluators[task.id]
+
+    def embed(self, task_id: str, recipe: Recipe) -> np.ndarray:
+        """Post-processed sentence matrix of a task's corpus under ``recipe``."""
+        corpus = self.store.corpus(task_id)
+        X = self.pooler.embed(corpus, recipe)
+        if not recipe.post:
+            return X
+        return self._apply(self._chain(corpus, recipe, X), X)
+
+    @staticmethod
+    def _apply(chain: list, X: np.ndarray) -> np.ndarray:
+        for step in chain:
+            X = step.transform(X)
+        return np.asarray(X, dtype=np.float32)
+
+    def _chain(self, corpus, recipe: Recipe, X_task: np.ndarray) -> list:
+        """Fit the post-processing steps in order, each on its reference passed through the earlier ones."""
+        bare = replace(recipe, post=())
+        uses_task = any(s.ref == "task" for s in recipe.post)
+        key = (str(recipe), corpus.fingerprint if uses_task else None)
+        if key in self._chains:
+            return self._chains[key]
+        fitted = []
+        for step in recipe.post:
+            ref = X_task if step.ref in ("task", None) else self.pooler.embed(self.store.corpus(step.ref), bare)
+            fitted.append(post_mod.make(step).fit(self._apply(fitted, ref)))
+        self._chains[key] = fitted
+        return fitted
+
+    def evaluate(self, task: Task, recipe: Recipe, diagnostics: bool = False) -> Result:
+        t0 = time.perf_counter()
+        with self._embed_lock:
+            X = self.embed(task.id, recipe)
+        scores = self.evaluator(task)(X)
+        seconds = time.perf_counter() - t0
+        diag = {}
+        if diagnostics:
+            diag = self.evaluator(task).diagnostics(X)
+            with self._embed_lock:
+                diag |= self.pooler.unseen(self.store.corpus(task.id), recipe)
+        return Result(recipe, task, scores, seconds, diag)
+
+    def run(self, tasks: list[Task], recipes: list[Recipe], diagnostics: bool = False, progress: bool = True,
+            jobs: int | None = None, scheduler: str | None = None) -> list[Result]:
+        """Every (recipe, task) evaluation, ``jobs`` at a time (default: all cores), in recipe-major order;
+        with ``scheduler`` (``local:N`` or a dask scheduler's address), on dask workers (on_dask.py).
+
+        Each evaluation runs single-threaded in BLAS/OpenMP (threadpoolctl), so that workers do not
+        oversubscribe the cores and the numbers depend on neither ``jobs`` nor the scheduler."""
+        self.check(tasks, recipes)
+        work = [(recipe, task) for recipe in recipes for task in tasks]
+        with tqdm(total=len(work), desc="eval", unit="eval", disable=None if progress else True, dynamic_ncols=True) as bar:
+            if scheduler:
+                return run_on_dask(self, work, scheduler, diagnostics, done=bar.update)
+            for task in tasks:
+                self.evaluator(task)  # built once, up front (they map texts to sentence ids)
+            return run_ordered(lambda item: self.evaluate(item[1], item[0], diagnostics), work, jobs,
+                               done=bar.update, cost=lambda item: self.evaluator(item[1]).cost,
+                               tasks=tasks)
+
+
+def default_tasks(store: Store) -> list[Task]:
+    """The evaluation tasks whose corpora the store holds."""
+    return [TASKS[n] for n in store.corpora if n in TASKS and TASKS[n].family != "corpus"]
+
+
+def resolve_tasks(store: Store, names: list[str]) -> list[Task]:
+    tasks = [get_task(n) for n in names] if names else default_tasks(store)
+    if not tasks:
+        raise HsError(f"store {store.path} holds no evaluation task; dump one: {_dump_hint(store, 'stsb')}")
+    return tasks
