@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from hsstore.dump.sources import CorpusSource, preset_sources, task_source, with_templates
+from hsstore.dump.sources import CorpusSource, task_source, with_templates
 from hsstore.errors import HsError
 from hsstore.tasks import get_task
 from hsstore.tasks.corpusfile import read_corpus_file
@@ -92,7 +92,7 @@ def dump(model, tasks, preset, files, corpus_name, column, corpus_format, encodi
 
     shard = _parse_shard(shard)
     _check_options(tasks, preset, files, templates, corpus_name, shard, dask_address, shards, attention_diagonals)
-    sources = _sources(tasks, files, preset, templates, corpus_name, column, encoding, skip_empty, corpus_format)
+    sources = _sources(tasks, files, templates, corpus_name, column, encoding, skip_empty, corpus_format)
     settings = {"layers_spec": layers, "dtype": dtype, "max_length": max_length, "batch_tokens": batch_tokens,
                 "chunk_tokens": chunk_tokens, "device": device, "precision": precision}
     if dask_address:
@@ -100,11 +100,11 @@ def dump(model, tasks, preset, files, corpus_name, column, corpus_format, encodi
         from hsstore.store.writer import check_output_path
 
         check_output_path(out)
-        summary = dump_on_dask(dask_address, shards, {"model_name": model, "sources": sources, "out": out, **settings},
-                               log=_log)
+        summary = dump_on_dask(dask_address, shards, {"model_name": model, "sources": sources, "out": out,
+                                                      "preset": preset, **settings}, log=_log)
     else:
         summary = run_dump(model, sources, out, **settings, progress=not quiet, log=_log,
-                           attention_diagonals=attention_diagonals, shard=shard)
+                           attention_diagonals=attention_diagonals, shard=shard, preset=preset)
     if shard:
         click.echo(f"stored shard {shard[0]}/{shard[1]} of {len(summary)} corpora in {out}; once all {shard[1]} "
                    f"are done: hs merge {out}")
@@ -134,8 +134,9 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
     return None if shard is None else parse_shard(shard)
 
 
-def _sources(tasks, files, preset, templates, corpus_name, column, encoding, skip_empty, corpus_format) -> list:
-    """What the dump reads: the tasks' and files' texts (each wrapped in the templates), after a preset's."""
+def _sources(tasks, files, templates, corpus_name, column, encoding, skip_empty, corpus_format) -> list:
+    """What the dump reads besides a preset's corpora (which depend on the model: run_dump adds them):
+    the tasks' and files' texts, each wrapped in the templates."""
     from hsstore.store.writer import check_corpus_name  # zarr: only when a dump runs
 
     sources = [task_source(get_task(name).id) for name in tasks]
@@ -143,8 +144,7 @@ def _sources(tasks, files, preset, templates, corpus_name, column, encoding, ski
         texts = read_corpus_file(f, column=column, encoding=encoding, skip_empty=skip_empty, fmt=corpus_format)
         name = check_corpus_name(corpus_name or f.stem, user=True)
         sources.append(CorpusSource(name, texts, {"file": str(f), "column": column}))
-    sources = with_templates(sources, list(templates)) if sources else []
-    return (preset_sources(preset) if preset else []) + sources
+    return with_templates(sources, list(templates)) if sources else []
 
 
 @click.command()

@@ -41,7 +41,7 @@ def summary(records: list[dict], walls: dict[str, float]) -> str:
 
 
 def run_preset_command(store, preset: str, options: dict, json_out: Path | None, jobs, disk_cache: bool,
-                       progress: bool) -> None:
+                       progress: bool, families: tuple[str, ...] | None = None) -> None:
     from analysis.runners.study_run import run_preset  # the engine: numba, scikit-learn
 
     if json_out is None or str(json_out) == "-":
@@ -53,7 +53,7 @@ def run_preset_command(store, preset: str, options: dict, json_out: Path | None,
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         records, walls = run_preset(store, preset, json_out, options, jobs=jobs, disk_cache=disk_cache,
-                                    progress=progress, log=lambda m: click.echo(m, err=True))
+                                    progress=progress, log=lambda m: click.echo(m, err=True), families=families)
     finally:
         signal.signal(signal.SIGTERM, previous)
     click.echo(summary(records, walls), err=str(json_out) == "-")

@@ -39,10 +39,11 @@ def with_templates(sources: list, specs: list[str]) -> list:
     return out
 
 
-def preset_sources(name: str) -> list:
-    """The dump's sources for a preset: its plain corpora, then each template's variants."""
+def preset_sources(name: str, causal: bool) -> list:
+    """The dump's sources for a preset and a kind of model (a decoder, or an encoder): its plain
+    corpora, then each template's variants."""
     preset = get_preset(name)
     sources = [task_source(t) for t in preset.dump_order]
-    for spec, tasks in preset.templates.items():
+    for spec, tasks in preset.kind(causal).templates.items():
         sources += with_templates([task_source(t) for t in tasks], [spec])
     return sources
