@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,6 +32,7 @@ from .registry import TASKS, get_task
 from .usertask import UserTask
 
 SPLITS = ("train", "dev", "test")
+OUTER_FOLDS, INNER_FOLDS = 10, 5  # SentEval's cross-validation (analysis/evaluation/classification.py)
 RETRIEVAL = "retrieval"
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/<split>.tsv")
 
@@ -241,12 +243,23 @@ def _check_whole(family: str, path: Path, rows: list[dict]) -> None:
         missing = " and ".join(s for s in ("train", "test") if s not in splits)
         raise HsError(f"{path}: no row of split {missing}; a {family} file with a split column needs train and test "
                       f"rows (dev is optional; without the column, classification is cross-validated)")
+    if family in ("classification", "pair-trained"):  # SentEval's folds: 10 outer (CV), else 5 inner on train
+        folds, pool = (OUTER_FOLDS, "all") if splits == {"all"} else (INNER_FOLDS, "train")
+        if splits == {"all"} or "dev" not in splits:
+            counts = Counter(r["label"] for r in rows if r["split"] == pool)
+            label, n = min(counts.items(), key=lambda kv: kv[1])
+            if n < folds:
+                what = "cross-validated classification" if pool == "all" else "the choice of C on train (no dev rows)"
+                raise HsError(f"{path}: label {label[:30]!r} has {n} {'' if pool == 'all' else 'train '}rows; "
+                              f"{what} needs at least {folds} of every label ({folds} folds): add rows, merge or drop "
+                              f"the label" + (", or give a split column" if pool == "all" else ", or add dev rows"))
 
 
 def _name(path: Path, name: str | None, default: str) -> str:
     name = name or default
     if name.lower() in {a.lower() for t in TASKS.values() for a in (t.id, *t.aliases)}:
-        raise HsError(f"task name {name!r} is a bundled task's ({get_task(name).id}); name yours with --task-name")
+        raise HsError(f"{path}: task name {name!r} is a bundled task's ({get_task(name).id}); name yours with "
+                      f"--task-name")
     return name
 
 
