@@ -274,3 +274,41 @@ def test_a_damaged_stored_definition_is_an_error_never_a_figure(user_store, tmp_
     result = CliRunner().invoke(hs, ["eval", str(copy), "-t", "mypairs", "-q"])
     assert result.exit_code == 1 and result.output.startswith("hs: error: ") and result.output.count("\n") == 1
     assert "does not match the identity its corpus records" in result.output or "manifest" in result.output
+
+
+def test_the_definition_travels_with_the_store(user_store, tmp_path, tiny_model):
+    """hs verify --deep checks the stored definition; an HDF5 export and a sharded dump carry it."""
+    out, files = user_store
+    runner = CliRunner()
+    verified = runner.invoke(hs, ["verify", str(out), "--corpus", "mypairs", "--deep"])
+    assert verified.exit_code == 0, verified.output
+    manifest = hsstore.open(out).corpus("mypairs").attrs["manifest"]
+    assert {"task/bytes", "task/offsets"} <= set(manifest)
+    exported = runner.invoke(hs, ["export", str(out), str(tmp_path / "s.h5"), "-c", "mypairs", "-q"])
+    assert exported.exit_code == 0, exported.output
+    h5 = hsstore.open(tmp_path / "s.h5")
+    assert find_task(h5, "mypairs").identity == find_task(hsstore.open(out), "mypairs").identity
+    sharded = tmp_path / "sharded"
+    for k in (1, 2):
+        result = runner.invoke(hs, ["dump", "--model", str(tiny_model), "--task-file", str(files / "mypairs.tsv"),
+                                    "--shard", f"{k}/2", "--out", str(sharded), "-q"])
+        assert result.exit_code == 0, result.output
+    merged = runner.invoke(hs, ["merge", str(sharded)])
+    assert merged.exit_code == 0, merged.output
+    a, b = hsstore.open(out).corpus("mypairs"), hsstore.open(sharded).corpus("mypairs")
+    assert a.fingerprint == b.fingerprint and a.task_lines() == b.task_lines()
+
+
+def test_a_benchmark_task_written_as_a_task_file_scores_the_same(tiny_store, tiny_model, tmp_path):
+    """STS17's pairs in a user's file: the same texts, plan and states, so the same figure as the bundled task."""
+    rows = get_task("sts17").records()
+    assert all(r["text"] == r["text"].strip() and r["text2"] == r["text2"].strip() for r in rows)
+    path = write_sts(tmp_path / "mine17.tsv", rows)
+    out = tmp_path / "store"
+    result = CliRunner().invoke(hs, ["dump", "--model", str(tiny_model), "--task-file", str(path), "--batch-tokens",
+                                     "1024", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    recipe = parse_recipe("layers=first-last;pool=mean")
+    bundled = Engine(hsstore.open(tiny_store)).evaluate(get_task("sts17"), recipe).main_score
+    store = hsstore.open(out)
+    assert Engine(store).evaluate(find_task(store, "mine17"), recipe).main_score == bundled

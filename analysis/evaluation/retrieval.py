@@ -37,46 +37,62 @@ def _better(s, o, s2, o2) -> bool:
     return s > s2 or (s == s2 and o > o2)
 
 
+@njit(inline="always")
+def _sift_down(hs, ho, hc, s, o, c, k):
+    """Put (s, o, c) at the root of the full min-heap (hs, ho, hc) of size k and sift it down."""
+    p = 0
+    while True:
+        child = 2 * p + 1
+        if child >= k:
+            break
+        if child + 1 < k and _better(hs[child], ho[child], hs[child + 1], ho[child + 1]):
+            child += 1  # the worse of the two children
+        if not _better(s, o, hs[child], ho[child]):
+            break
+        hs[p], ho[p], hc[p] = hs[child], ho[child], hc[child]
+        p = child
+    hs[p], ho[p], hc[p] = s, o, c
+
+
 @njit(parallel=True, cache=True)
 def _offer(S, col0, rank, heap_s, heap_o, heap_c, filled):
     """Offer each query row of the score block ``S`` (documents ``col0 ..``) to that row's heap of its
     best documents so far: a min-heap (the worst kept document at the root) of scores ``heap_s``, id
     ranks ``heap_o`` and document columns ``heap_c``, ``filled[i]`` of them in use; ``rank`` is each
-    document's id rank. Most scores fall below the root's and cost one comparison."""
+    document's id rank. Once a heap is full, a score below its root costs one comparison."""
     k = heap_s.shape[1]
     for i in prange(S.shape[0]):
         n = filled[i]
         hs, ho, hc = heap_s[i], heap_o[i], heap_c[i]
-        for j in range(S.shape[1]):
-            s = S[i, j]
-            if n == k and s < hs[0]:
+        row = S[i]
+        j = 0
+        while n < k and j < row.shape[0]:  # not full: sift each new entry up
+            s, c = row[j], col0 + j
+            o = rank[c]
+            p = n
+            n += 1
+            while p > 0:
+                parent = (p - 1) // 2
+                if not _better(hs[parent], ho[parent], s, o):
+                    break
+                hs[p], ho[p], hc[p] = hs[parent], ho[parent], hc[parent]
+                p = parent
+            hs[p], ho[p], hc[p] = s, o, c
+            j += 1
+        filled[i] = n
+        if n < k:
+            continue
+        worst_s, worst_o = hs[0], ho[0]
+        for j in range(j, row.shape[0]):
+            s = row[j]
+            if s < worst_s:
                 continue
             c = col0 + j
             o = rank[c]
-            if n < k:  # not full: sift the new entry up
-                p = n
-                n += 1
-                while p > 0:
-                    parent = (p - 1) // 2
-                    if not _better(hs[parent], ho[parent], s, o):
-                        break
-                    hs[p], ho[p], hc[p] = hs[parent], ho[parent], hc[parent]
-                    p = parent
-                hs[p], ho[p], hc[p] = s, o, c
-            elif _better(s, o, hs[0], ho[0]):  # better than the worst kept: replace it, sift down
-                p = 0
-                while True:
-                    child = 2 * p + 1
-                    if child >= k:
-                        break
-                    if child + 1 < k and _better(hs[child], ho[child], hs[child + 1], ho[child + 1]):
-                        child += 1  # the worse of the two children
-                    if not _better(s, o, hs[child], ho[child]):
-                        break
-                    hs[p], ho[p], hc[p] = hs[child], ho[child], hc[child]
-                    p = child
-                hs[p], ho[p], hc[p] = s, o, c
-        filled[i] = n
+            if s == worst_s and o < worst_o:
+                continue
+            _sift_down(hs, ho, hc, s, o, c, k)  # better than the worst kept: it replaces it
+            worst_s, worst_o = hs[0], ho[0]
 
 
 def id_ranks(ids: list[str]) -> np.ndarray:
@@ -166,6 +182,14 @@ def _ideal_gains(q: np.ndarray, rel: np.ndarray, n_queries: int, width: int) -> 
     return out
 
 
+def _unit_in_place(X: np.ndarray) -> np.ndarray:
+    """``unit_rows(X)`` written over ``X`` (a copy the caller owns), row blocks at a time."""
+    X = np.asarray(X, dtype=np.float32)
+    for a in range(0, len(X), 65536):
+        X[a:a + 65536] = unit_rows(X[a:a + 65536])
+    return X
+
+
 class Retrieval(Evaluator):
     """nDCG@10 x100 of each query's documents ranked by cosine similarity (MTEB's retrieval).
 
@@ -194,12 +218,12 @@ class Retrieval(Evaluator):
 
     def rankings(self, X: np.ndarray, queries: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, document columns) of each query's top documents, best first."""
-        Q = X[self.queries] if queries is None else queries
-        D = X[self.documents]
+        Q = unit_rows(X[self.queries] if queries is None else queries)
+        D = _unit_in_place(X[self.documents])  # one copy of the documents' rows, not two
         if not (np.isfinite(Q).all() and np.isfinite(D).all()):
             raise HsError("the recipe gives non-finite sentence vectors (NaN or infinity) for this retrieval task; "
                           "no ranking can be scored: change the recipe")
-        return search(unit_rows(Q), unit_rows(D), self.top_k, self.rank)
+        return search(Q, D, self.top_k, self.rank)
 
     def __call__(self, X: np.ndarray, queries: np.ndarray | None = None) -> dict:
         _, ranked = self.rankings(X, queries)
