@@ -118,7 +118,8 @@ def main() -> None:
 
     import numba
 
-    figures = {"load_average_before": os.getloadavg()[0], "documents": args.docs, "queries": args.queries, "width": WIDTH, "top_k": 1000,
+    figures = {"load_average_before": os.getloadavg()[0],
+               "documents": args.docs, "queries": args.queries, "width": WIDTH, "top_k": 1000,
                "cores": len(os.sched_getaffinity(0)), "numba_threads": numba.config.NUMBA_NUM_THREADS,
                "repeats": args.repeats}
     for case in CASES:

@@ -17,6 +17,7 @@ from analysis.evaluation.retrieval import id_ranks, metrics, search
 from analysis.recipes.recipe import parse_recipe
 from analysis.runners.engine import Engine, find_task
 from cli.main import hs
+from hsstore.errors import HsError
 from hsstore.tasks import get_task
 
 MEASURES = {"ndcg": "ndcg_cut", "map": "map_cut", "recall": "recall", "precision": "P", "hit_rate": "success"}
@@ -40,6 +41,8 @@ def test_search_is_an_exact_top_k_with_trec_evals_tie_break(blocks):
     for i in range(len(Q)):
         order = np.lexsort((rank, S[i]))[::-1][:1000]
         assert np.array_equal(cols[i], order) and np.array_equal(scores[i], S[i, order])
+    same = np.repeat(D[:1], len(D), axis=0)  # every score tied: the cut and the order are the ids' alone
+    assert np.array_equal(search(Q[:3], same, 1000, rank, *blocks)[1], np.tile(np.argsort(rank)[::-1][:1000], (3, 1)))
     short = search(Q, D[:5], 1000, rank[:5])[1]  # fewer documents than k: all of them, ranked
     assert short.shape == (30, 5) and all(sorted(r) == list(range(5)) for r in short)
 
@@ -211,5 +214,7 @@ def test_a_query_template_wraps_the_queries_only(beir_store):
     assert mix.exit_code == 2 and "view=prompt must be the only view" in mix.output
     mask = runner.invoke(hs, ["eval", str(out), "-t", "wikiqa", "-q", "-r", f"view=prompt:template={template};pool=mask"])
     assert mask.exit_code == 2 and "no read-out slot" in mask.output
+    with pytest.raises(HsError, match="has nothing after \\[X\\]"):  # an instruction template has no read-out slot
+        engine.embed(variant, parse_recipe("pool=mask"))
     missing = runner.invoke(hs, ["eval", str(out), "-t", "wikiqa", "-q", "-r", "view=prompt:template=promptbert"])
     assert missing.exit_code == 2 and "wikiqa~promptbert" in missing.output and missing.output.count("\n") == 1

@@ -5,7 +5,8 @@ hit rate@k (the family's declaration is families/retrieval.py).
 Search: the similarities are matrix products of a block of queries with a block of documents
 (``BLOCK_QUERIES`` x ``BLOCK_DOCUMENTS`` float32 scores at a time, so memory stays bounded however
 large the corpus), and a numba kernel keeps each query's best ``TOP_K`` documents in a heap that
-carries over from block to block. Ties are broken as trec_eval breaks them (and so pytrec_eval and
+carries over from block to block (the first block's k-th best score, from ``np.partition``, lets it
+skip the scores that cannot be among them). Ties are broken as trec_eval breaks them (and so pytrec_eval and
 MTEB): by document id, the larger id first. The heap orders (score, id rank) pairs, so the top k
 are exact, ties at the cut included.
 
@@ -55,19 +56,24 @@ def _sift_down(hs, ho, hc, s, o, c, k):
 
 
 @njit(parallel=True, cache=True)
-def _offer(S, col0, rank, heap_s, heap_o, heap_c, filled):
+def _offer(S, col0, rank, floor, heap_s, heap_o, heap_c, filled):
     """Offer each query row of the score block ``S`` (documents ``col0 ..``) to that row's heap of its
     best documents so far: a min-heap (the worst kept document at the root) of scores ``heap_s``, id
     ranks ``heap_o`` and document columns ``heap_c``, ``filled[i]`` of them in use; ``rank`` is each
-    document's id rank. Once a heap is full, a score below its root costs one comparison."""
+    document's id rank. Scores below ``floor[i]`` are known to lose (k of the row's scores are at
+    least that high) and are skipped; once a heap is full, a score below its root costs one comparison."""
     k = heap_s.shape[1]
     for i in prange(S.shape[0]):
         n = filled[i]
         hs, ho, hc = heap_s[i], heap_o[i], heap_c[i]
         row = S[i]
+        low = floor[i]
         j = 0
         while n < k and j < row.shape[0]:  # not full: sift each new entry up
             s, c = row[j], col0 + j
+            j += 1
+            if s < low:
+                continue
             o = rank[c]
             p = n
             n += 1
@@ -78,16 +84,15 @@ def _offer(S, col0, rank, heap_s, heap_o, heap_c, filled):
                 hs[p], ho[p], hc[p] = hs[parent], ho[parent], hc[parent]
                 p = parent
             hs[p], ho[p], hc[p] = s, o, c
-            j += 1
         filled[i] = n
         if n < k:
             continue
         worst_s, worst_o = hs[0], ho[0]
-        for j in range(j, row.shape[0]):
-            s = row[j]
+        for jj in range(j, row.shape[0]):
+            s = row[jj]
             if s < worst_s:
                 continue
-            c = col0 + j
+            c = col0 + jj
             o = rank[c]
             if s == worst_s and o < worst_o:
                 continue
@@ -121,7 +126,10 @@ def search(Q: np.ndarray, D: np.ndarray, k: int, rank: np.ndarray, block_queries
         filled = np.zeros(q1 - q0, dtype=np.int64)
         for d0 in range(0, len(D), block_documents):
             S = Q[q0:q1] @ D[d0:d0 + block_documents].T
-            _offer(S, d0, rank, heap_s, heap_o, heap_c, filled)
+            floor = np.full(q1 - q0, -np.inf, dtype=np.float32)
+            if d0 == 0 and S.shape[1] > k:  # each row's k-th best score of the first block: fewer heap moves
+                floor = np.partition(S, S.shape[1] - k, axis=1)[:, S.shape[1] - k]
+            _offer(S, d0, rank, floor, heap_s, heap_o, heap_c, filled)
         order = np.lexsort((heap_o, heap_s), axis=1)[:, ::-1]  # score, then id rank, descending
         scores[q0:q1] = np.take_along_axis(heap_s, order, 1)
         cols[q0:q1] = np.take_along_axis(heap_c, order, 1)
