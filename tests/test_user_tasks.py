@@ -207,6 +207,11 @@ def test_an_sts_file_evaluates_end_to_end_from_the_store_alone(user_store, tmp_p
     report = runner.invoke(hs, ["report", str(tmp_path / "r.json"), "--out", str(tmp_path / "rep")])
     assert report.exit_code == 0, report.output
     assert "| mypairs |" in (tmp_path / "rep" / "report.md").read_text().replace("| mypairs | mean |", "| mypairs |")
+    other = {**record, "recipe": "layers=last;pool=mean", "task": {**record["task"], "identity": "0" * 16}}
+    (tmp_path / "other.json").write_text(json.dumps([other]))  # the same task name, another file's data
+    mixed = runner.invoke(hs, ["report", str(tmp_path / "r.json"), str(tmp_path / "other.json"), "--out",
+                               str(tmp_path / "rep2")])
+    assert mixed.exit_code == 2 and "was evaluated on different data" in mixed.output, mixed.output
 
 
 def test_the_other_families_evaluate_from_their_files(user_store):
