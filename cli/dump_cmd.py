@@ -101,8 +101,6 @@ def dump(model, tasks, preset, files, corpus_name, column, corpus_format, task_f
       wait; hs merge runs/minilm
       hs dump --task stsb --dask tcp://scheduler:8786 --out /shared/runs/minilm   # shards on Dask workers
     """
-    from hsstore.dump.run import run_dump  # torch and transformers: only when a dump runs
-
     shard = _parse_shard(shard)
     _check_options(tasks, preset, files, templates, corpus_name, shard, dask_address, shards, attention_diagonals,
                    task_files, task_family, task_name)
@@ -118,6 +116,8 @@ def dump(model, tasks, preset, files, corpus_name, column, corpus_format, task_f
         summary = dump_on_dask(dask_address, shards, {"model_name": model, "sources": sources, "out": out, **settings},
                                log=_log)
     else:
+        from hsstore.dump.run import run_dump  # torch and transformers: only once the input is read and checked
+
         summary = run_dump(model, sources, out, **settings, progress=not quiet, log=_log,
                            attention_diagonals=attention_diagonals, shard=shard)
     if shard:
