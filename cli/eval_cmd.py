@@ -78,7 +78,8 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
 @click.command()
 @click.argument("store", type=STORE)
 @click.option("--task", "-t", "tasks", multiple=True, metavar="TASK",
-              help="Task to evaluate (repeatable) [default: every evaluation task in the store].")
+              help="Task to evaluate, a benchmark task or the store's own (`hs tasks STORE` lists both; "
+                   "repeatable) [default: every evaluation task in the store].")
 @click.option("--preset", metavar="NAME",
               help="Run a preset's grid (study: the reference study's, docs/study.md) on its tasks instead of "
                    "--task/--recipe/--grid; with --json FILE an interrupted run continues where it stopped. "

@@ -11,9 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from hsstore.tasks import TASKS
-
-from ..evaluation.registry import family_of
+from ..evaluation.registry import get_family
 from ..recipes.recipe import AXES
 from .compare import axis_effects, prompt_effects, reference_effects
 from .figures import FIGURES, Drawn, pyplot
@@ -33,7 +31,7 @@ def _atomic_write(path: Path, write) -> None:
 
 def _header(runs: list[Run], paths: list[Path]) -> list[str]:
     shown = {r.family for r in runs}
-    present = dict.fromkeys(family_of(TASKS[r.task]) for r in runs)
+    present = dict.fromkeys(get_family(r.task_family) for r in runs)
     merged = [f for f in present if f.report_group != f.name]  # families shown under another's heading
     versions = sorted({r.hs_version for r in runs if r.hs_version})
     options = sorted({r.options for r in runs if r.options})

@@ -30,9 +30,10 @@ def fmt_delta(x: float | None, n: int) -> str:
 
 
 def family_tasks(runs: list[Run]) -> dict[str, list[str]]:
-    """The tasks of each family present, in the task registry's order."""
-    present = {f: {r.task for r in runs if r.family == f} for f in FAMILIES}
-    return {f: [t for t in TASKS if t in present[f]] for f in FAMILIES if present[f]}
+    """The tasks of each family present, in the task registry's order (the user's own after them, as read)."""
+    present = {f: list(dict.fromkeys(r.task for r in runs if r.family == f)) for f in FAMILIES}
+    return {f: [t for t in TASKS if t in present[f]] + [t for t in present[f] if t not in TASKS]
+            for f in FAMILIES if present[f]}
 
 
 def recipes(runs: list[Run]) -> list:

@@ -2,16 +2,14 @@
 names where hs's data and protocol are MTEB's, and its results layout (``--mteb-dir``)."""
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-from hsstore.paths import data_dir
 from hsstore.tasks import MTEB_NAMES
+from hsstore.tasks.registry import data_digest as task_data_digest
 
 from ..evaluation.registry import family_of
 from ..recipes.recipe import Recipe
@@ -49,12 +47,6 @@ def mteb_name(r: Result, options: dict) -> tuple[str, str] | None:
     if any(options.get(k) != v for k, v in family_of(r.task).mteb_protocol.items()):
         return None  # e.g. SentEval's protocol on MTEB's data: not MTEB's figure
     return name
-
-
-@functools.lru_cache(maxsize=None)
-def task_data_digest(dataset: str) -> str:
-    """A short SHA-256 of the task's data file: the dataset revision hs evaluated."""
-    return hashlib.sha256((data_dir() / f"{dataset}.jsonl.gz").read_bytes()).hexdigest()[:16]
 
 
 def _slug(text: str) -> str:

@@ -43,6 +43,7 @@ def records(results: list[Result], store) -> list[dict]:
         out.append({
             "task_name": name,
             "hs_task": r.task.id,
+            "task": r.task.provenance(),  # family, identity (a content hash) and origin of the task's data
             "scores": {split_name(r): [{"hf_subset": subset, "languages": ["eng-Latn"], **scores}]},
             "evaluation_time": r.seconds,
             "recipe": str(r.recipe),

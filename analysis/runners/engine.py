@@ -12,9 +12,12 @@ from hsstore.errors import HsError
 from hsstore.format.layout import KIND_SPECIAL
 from hsstore.store import Store
 from hsstore.tasks import TASKS, Task, get_task
+from hsstore.tasks.templates import SEPARATOR
+from hsstore.tasks.usertask import UserTask
 
 from ..embedding import post as post_mod
 from ..embedding.pooling import Pooler
+from ..embedding.prompts import query_template
 from ..embedding.tokens import check_level
 from ..evaluation.registry import family_of
 from ..recipes.recipe import Recipe
@@ -78,6 +81,12 @@ class Engine:
             if task.id not in have:
                 raise HsError(f"store {self.store.path} has no complete corpus for task {task.id}; run: "
                               f"{_dump_hint(self.store, task.id)}")
+            for recipe in recipes:
+                for corpus, _ in self.inputs(task, recipe)[1:]:
+                    if corpus not in have:
+                        raise HsError(f"recipe {recipe} embeds {task.id}'s queries from {corpus!r}, which store "
+                                      f"{self.store.path} lacks; dump the task with that template (hs dump "
+                                      f"--task-file PATH --template TEMPLATE; `hs info` lists the templated corpora)")
         for recipe in recipes:
             for ref in recipe.references:
                 if ref not in have:
@@ -138,11 +147,28 @@ class Engine:
         self._chains[key] = fitted
         return fitted
 
+    def inputs(self, task: Task, recipe: Recipe) -> list[tuple[str, Recipe]]:
+        """The (corpus, recipe) sentence matrices an evaluation embeds: the task's corpus under the
+        recipe; for a family that embeds queries apart (retrieval), a recipe reading a prompt template
+        (view=prompt:template=T) embeds the documents from the task's corpus and the queries from
+        ``<task>~T``, each through its stored states as they are (docs/tasks.md)."""
+        split = query_template(recipe) if family_of(task).query_side else None
+        if split is None:
+            return [(task.id, recipe)]
+        template, plain = split
+        return [(task.id, plain), (f"{task.id}{SEPARATOR}{template}", plain)]
+
     def evaluate(self, task: Task, recipe: Recipe, diagnostics: bool = False) -> Result:
         t0 = time.perf_counter()
+        evaluator = self.evaluator(task)
+        (name, main), *queries = self.inputs(task, recipe)
+        extra = {}
         with self._embed_lock:
-            X = self.embed(task.id, recipe)
-        scores = self.evaluator(task)(X)
+            X = self.embed(name, main)
+            for corpus, side in queries:  # the queries' own matrix, in the task's order of queries
+                rows = self.store.corpus(corpus).ids_of(evaluator.query_texts)
+                extra["queries"] = self.embed(corpus, side)[rows]
+        scores = evaluator(X, **extra)
         seconds = time.perf_counter() - t0
         diag = {}
         if diagnostics:
@@ -170,13 +196,46 @@ class Engine:
                                tasks=tasks)
 
 
+def store_task(store: Store, name: str) -> UserTask | None:
+    """The user's task whose corpus ``name`` the store holds (dumped from a task file, its definition
+    stored beside it), or None if the corpus is no such task's."""
+    if SEPARATOR in name or name not in store.corpora:  # a templated variant is not a task of its own
+        return None
+    corpus = store.corpus(name)
+    recorded = (corpus.attrs.get("source") or {}).get("task")
+    if not isinstance(recorded, dict):  # a benchmark task's corpus records its id
+        return None
+    lines = corpus.task_lines()
+    if lines is None:
+        raise HsError(f"corpus {name!r} of {store.path} records a task but holds no task definition; dump the task "
+                      f"again into a new store")
+    return UserTask.from_lines(name, lines, recorded, f"corpus {name!r} of {store.path}")
+
+
+def store_tasks(store: Store) -> list[UserTask]:
+    """Every user's task the store holds, in corpus order."""
+    return [t for t in (store_task(store, n) for n in store.corpora) if t is not None]
+
+
 def default_tasks(store: Store) -> list[Task]:
-    """The evaluation tasks whose corpora the store holds."""
-    return [TASKS[n] for n in store.corpora if n in TASKS and TASKS[n].family != "corpus"]
+    """The evaluation tasks whose corpora the store holds: benchmark tasks, then the user's own."""
+    return [TASKS[n] for n in store.corpora if n in TASKS and TASKS[n].family != "corpus"] + store_tasks(store)
+
+
+def find_task(store: Store, name: str) -> Task:
+    """A task by name: the user's own task the store holds, else a benchmark task (id or alias)."""
+    task = store_task(store, name)
+    if task is not None:
+        return task
+    try:
+        return get_task(name)
+    except HsError:
+        raise HsError(f"unknown task {name!r}: not a benchmark task and not one of store {store.path}'s own; "
+                      f"`hs tasks {store.path}` lists both") from None
 
 
 def resolve_tasks(store: Store, names: list[str]) -> list[Task]:
-    tasks = [get_task(n) for n in names] if names else default_tasks(store)
+    tasks = [find_task(store, n) for n in names] if names else default_tasks(store)
     if not tasks:
         raise HsError(f"store {store.path} holds no evaluation task; dump one: {_dump_hint(store, 'stsb')}")
     return tasks

@@ -71,6 +71,10 @@ def _write(store: Store, corpora: list[str], tmp: Path, progress: bool) -> None:
                 text.create_dataset(part, data=corpus.small("text", part))
             for part in ("offsets", "token_ids", "token_kind", "batch_ends"):
                 g.create_dataset(part, data=corpus.small(part))
+            if corpus.has("task"):  # a user's task definition (docs/tasks.md)
+                task = g.create_group("task")
+                for part in ("bytes", "offsets"):
+                    task.create_dataset(part, data=corpus.small("task", part))
             if corpus.has("position_ids"):  # template-only corpora (docs/prompts.md)
                 g.create_dataset("position_ids", data=corpus.small("position_ids"), fletcher32=True)
             if attention.has_diagonals(corpus):

@@ -299,6 +299,13 @@ class Corpus:
     def texts(self) -> list[str]:
         return decode_strings(self.small("text", "bytes"), self.small("text", "offsets"))
 
+    def task_lines(self) -> list[str] | None:
+        """The task definition stored with the corpus of a user's task (JSON lines,
+        hsstore/tasks/usertask.py), every chunk checked; None for other corpora."""
+        if not self.has("task"):
+            return None
+        return decode_strings(self.small("task", "bytes"), self.small("task", "offsets"))
+
     @cached_property
     def offsets(self) -> np.ndarray:
         return np.asarray(self.small("offsets"), dtype=np.int64)
