@@ -118,11 +118,15 @@ def reference_model(model_dir, eager: bool):
 
 
 def direct(model_dir, ids, position_ids=None, eager=False):
-    """A plain transformers forward pass of one unpadded sequence."""
+    """A plain transformers forward pass of one unpadded sequence.
+
+    The all-ones attention mask is explicit: without one, transformers >= 5.25 reads a jump in
+    ``position_ids`` as the start of a packed second sequence and masks attention across it."""
     model = reference_model(model_dir, eager)
     with torch.no_grad():
         extra = {} if position_ids is None else {"position_ids": torch.tensor([position_ids])}
-        return model(input_ids=torch.tensor([ids]), output_hidden_states=True, output_attentions=eager, **extra)
+        return model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                     output_hidden_states=True, output_attentions=eager, **extra)
 
 
 def test_stored_mask_state_equals_direct_forward(templated_store, tiny_model):
