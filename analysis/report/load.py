@@ -17,6 +17,7 @@ from hsstore.tasks import TASKS
 
 from ..evaluation.registry import family_of, groups
 from ..recipes.recipe import Recipe, parse_recipe
+from ..results.frame import frame, row
 
 canonical = functools.lru_cache(maxsize=None)(parse_recipe)  # recipes repeat over tasks; Recipe is immutable
 
@@ -48,6 +49,7 @@ class Run:
     diagnostics: dict = field(default_factory=dict, compare=False)
     where: str = ""  # FILE record N, for messages
     hs_version: str = ""
+    seconds: float | None = field(default=None, compare=False)  # the record's evaluation_time
 
     @property
     def key(self) -> str:
@@ -93,7 +95,11 @@ def _run(path: Path, i: int, rec) -> Run:
     return Run(task, report_family(task), recipe, _main_score(path, i, rec["scores"]), str(store["identity"]),
                str(store["model"]), str(store.get("path", "")),
                json.dumps(options, sort_keys=True) if options is not None else "", diagnostics, f"{path} record {i}",
-               str((rec.get("versions") or {}).get("hs", "")))
+               str((rec.get("versions") or {}).get("hs", "")), _seconds(rec.get("evaluation_time")))
+
+
+def _seconds(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def read_file(path: Path) -> list[Run]:
@@ -149,3 +155,12 @@ def load(paths: list[Path], mixed_stores: bool = False) -> list[Run]:
                       "or pass --mixed-stores for one section per store")
     _check_options(runs)
     return _deduplicate(runs)
+
+
+def read_frame(paths: list[Path]):
+    """``hs eval --json`` files as the pandas DataFrame of ``Results.to_frame()`` (results/frame.py):
+    checked as a report checks them (the same run twice counts once), several stores allowed (the
+    ``store`` column tells them apart)."""
+    return frame([row(r.model, r.store, r.recipe, r.task, r.score, r.seconds, r.diagnostics)
+                  for r in load([Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)],
+                                mixed_stores=True)])
