@@ -286,7 +286,7 @@ def test_verify_a_good_store_and_repair(sts_store):
     code, output = run_cli("verify", sts_store, "--repair")
     assert code == 0 and "removed 1 temporary files" in output
     code, output = run_cli("verify", sts_store, "--corpus", "nope")
-    assert code == 2 and one_line_error(output, "no corpus 'nope'")
+    assert code == 1 and one_line_error(output, "no corpus 'nope'")  # missing data
 
 
 def test_format_1_stores_stay_readable_and_refuse_new_corpora(clean, tmp_path, tiny_model):
