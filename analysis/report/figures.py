@@ -132,21 +132,27 @@ def _delta_bars(effects, title: str, ylabel: str, xlabel: str):
 
 
 def _split_bars(split: SplitEffects, title: str, xlabel: str):
-    """One panel per family: for each value of the axis, one bar per value of ``split.by``."""
+    """One panel per family, stacked: for each value of the axis, one bar per value of ``split.by``
+    that has pairs in that family."""
     labels = list(dict.fromkeys(e.label for p in split.parts.values() for e in p.effects))
     families = [f for f in SHORT_MEASURES if any(e.n(f) for p in split.parts.values() for e in p.effects)]
-    width_in = max(6.0, 0.5 * len(labels) * len(split.parts) + 2.5)
-    fig, axes = _panels(len(families), title, width=width_in, height=5.2)
-    width = 0.8 / len(split.parts)
-    for ax, family in zip(axes, families):
-        for j, (value, part) in enumerate(split.parts.items()):
-            by_label = {e.label: e for e in part.effects}
-            xs = [i + (j - (len(split.parts) - 1) / 2) * width for i in range(len(labels))]
-            heights = [by_label[lb].mean(family) if lb in by_label and by_label[lb].n(family) else np.nan
-                       for lb in labels]
-            bars = ax.bar(xs, heights, width, label=f"{split.by}={value}")
-            ax.bar_label(bars, labels=[f"n={by_label[lb].n(family)}" if lb in by_label and by_label[lb].n(family)
-                                       else "" for lb in labels], fontsize=7)
+    present = {f: [v for v, p in split.parts.items() if any(e.n(f) for e in p.effects)] for f in families}
+    widest = max(len(v) for v in present.values())
+    plt = pyplot()
+    fig, axes = plt.subplots(len(families), 1, squeeze=False,
+                             figsize=(max(7.0, 0.32 * len(labels) * widest + 3.5), 3.6 * len(families) + 0.8))
+    fig.suptitle(title)
+    colours = dict(zip(split.parts, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
+    for ax, family in zip(axes[:, 0], families):
+        values = present[family]
+        width = 0.8 / len(values)
+        for j, value in enumerate(values):
+            by_label = {e.label: e for e in split.parts[value].effects if e.n(family)}
+            xs = [i + (j - (len(values) - 1) / 2) * width for i in range(len(labels))]
+            bars = ax.bar(xs, [by_label[lb].mean(family) if lb in by_label else np.nan for lb in labels], width,
+                          label=f"{split.by}={value}", color=colours[value])
+            ax.bar_label(bars, labels=[f"n={by_label[lb].n(family)}" if lb in by_label else "" for lb in labels],
+                         fontsize=7)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xlim(-0.75, len(labels) - 0.25)
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")

@@ -118,9 +118,11 @@ def axis_section(ax: AxisEffects, families: list[str], heading: str) -> str:
 
 def split_table(split: SplitEffects, families: list[str]) -> str:
     """An axis's effects per value of the axis that changes their sign (compare.split_effects)."""
-    rows = [[f"`{e.label}`", f"`{split.by}={value}`"] + [fmt_delta(e.mean(f), e.n(f)) for f in families]
-            + [fmt_delta(e.mean(), e.n())] for value, part in split.parts.items() for e in part.effects]
-    rows.sort(key=lambda r: r[0])  # each value's rows together, the split values in first-seen order
+    order = list(dict.fromkeys(e.label for p in split.parts.values() for e in p.effects))
+    cells = [(order.index(e.label), k, [f"`{e.label}`", f"`{split.by}={value}`"]
+              + [fmt_delta(e.mean(f), e.n(f)) for f in families] + [fmt_delta(e.mean(), e.n())])
+             for k, (value, part) in enumerate(split.parts.items()) for e in part.effects]
+    rows = [row for _, _, row in sorted(cells, key=lambda c: c[:2])]  # by value of the axis, then of the split
     return markdown([split.axis, split.by, *families, "all families"], rows, 2)
 
 
