@@ -44,7 +44,10 @@ def run_preset_command(store, preset: str, options: dict, json_out: Path | None,
                        progress: bool, quiet: bool = False) -> None:
     from analysis.runners.study_run import run_preset  # the engine: numba, scikit-learn
 
-    say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))  # -q: no informational lines
+    def say(message: str) -> None:  # -q: no notes, no 'wrote' line
+        if not quiet:
+            click.echo(message, err=True)
+
     if json_out is None or str(json_out) == "-":
         say("hs: note: without --json FILE the results are not kept and a stopped run starts over")
 
@@ -52,9 +55,9 @@ def run_preset_command(store, preset: str, options: dict, json_out: Path | None,
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
-    try:
+    try:  # the run's own lines say what it drops or skips: they print with -q too
         records, walls = run_preset(store, preset, json_out, options, jobs=jobs, disk_cache=disk_cache,
-                                    progress=progress, log=say)
+                                    progress=progress, log=lambda m: click.echo(m, err=True))
     finally:
         signal.signal(signal.SIGTERM, previous)
     click.echo(summary(records, walls), err=str(json_out) == "-")

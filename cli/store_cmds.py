@@ -85,8 +85,8 @@ def show(store, corpus, index):
     st = hsstore.open(store)
     c = st.corpus(corpus)
     if not -c.n_sentences <= index < c.n_sentences:
-        raise HsError(f"corpus {corpus!r} has {c.n_sentences} sentences: give an index from 0 to {c.n_sentences - 1} "
-                      f"(or -{c.n_sentences} to -1)")
+        raise HsError(f"index {index} is out of range: corpus {corpus!r} has {c.n_sentences} sentences; give an index "
+                      f"from 0 to {c.n_sentences - 1} (or -{c.n_sentences} to -1)")
     index %= c.n_sentences
     states = c.hidden(index)
     norms = np.linalg.norm(states, axis=2)  # (layers, tokens)

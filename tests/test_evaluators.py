@@ -477,7 +477,7 @@ def test_libraries_first_loaded_by_an_evaluation_are_single_threaded_too():
     code = """
 import json
 from types import SimpleNamespace
-from analysis.parallel import run_ordered
+from analysis.runners.threads import run_ordered
 
 def pools(_):
     import scipy.linalg, sklearn.cluster  # first loaded here, as inside an evaluation

@@ -164,12 +164,16 @@ def test_model_meta_is_mtebs_and_records_the_recipe(tiny_store, tmp_path):
     recipe = "layers=first-last;combine=concat;post=zscore"
     code, _, err = run("eval", tiny_store, "-t", "sts17", "-r", recipe, "--mteb-dir", tmp_path, "-q")
     assert code == 0, err
+    import mteb
+
+    (model_result,) = mteb.ResultCache(tmp_path).load_results(include_remote=False).model_results  # mteb files it
+    assert [t.task_name for t in model_result.task_results] == ["STS17"]
     (meta_path,) = tmp_path.glob("results/*/*/model_meta.json")
     meta = json.loads(meta_path.read_text())
     ModelMeta.model_validate(meta)  # MTEB's own model, which forbids unknown fields
     store = hsstore.open(tiny_store)
     assert meta["embed_dim"] == 2 * store.hidden_size  # two layers concatenated
-    assert meta["experiment_kwargs"]["hs_recipe"] == str(parse_recipe(recipe))
+    assert meta["loader_kwargs"]["hs_recipe"] == str(parse_recipe(recipe))
     assert meta["adapted_from"] is None and meta["reference"] is None  # a local folder names no published model
     task = json.loads(next(meta_path.parent.glob("STS17.json")).read_text())
     assert task["mteb_version"] and task["hs_recipe"] == str(parse_recipe(recipe))

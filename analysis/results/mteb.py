@@ -71,7 +71,7 @@ MTEB_VERSION = "2.26.0"
 def mteb_model_meta(store, recipe: Recipe, dim: int | None) -> dict:
     """model_meta.json (MTEB's ModelMeta fields): named from the store's model and the recipe, the
     revision the store's identity; the model referred to by its hub name (never the local folder hs
-    read it from); the whole recipe, the store and hs's version in ``experiment_kwargs``."""
+    read it from); the whole recipe, the store and hs's version in ``loader_kwargs``."""
     model = store.model
     hub = hub_name(model)
     base = hub.rsplit("/", 1)[-1] if hub else Path(model["name"]).name
@@ -83,9 +83,11 @@ def mteb_model_meta(store, recipe: Recipe, dim: int | None) -> dict:
         "public_training_code": None, "public_training_data": None, "framework": ["PyTorch"],
         "reference": f"https://huggingface.co/{hub}" if hub else None, "similarity_fn_name": "cosine",
         "use_instructions": False, "training_datasets": None, "adapted_from": hub, "modalities": ["text"],
-        "model_type": ["dense"], "loader": None, "loader_kwargs": {},
-        "experiment_kwargs": {"hs_recipe": str(recipe), "hs_store_identity": store.identity,
-                              "hs_model_weights_sha256": model.get("weights_sha256"), "hs_version": __version__},
+        # what builds the embedding from the stored states; not experiment_kwargs, with which
+        # mteb.ResultCache files the model as another experiment and loads none of its results
+        "model_type": ["dense"], "loader": None,
+        "loader_kwargs": {"hs_recipe": str(recipe), "hs_store_identity": store.identity,
+                          "hs_model_weights_sha256": model.get("weights_sha256"), "hs_version": __version__},
     }
 
 
