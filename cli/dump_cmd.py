@@ -75,7 +75,8 @@ def _log(message: str) -> None:
               help="Run the shards as tasks on a Dask cluster (tcp://host:8786, or local:N for N local worker "
                    "processes), one per worker, then merge; OUT must be on a file system all workers share.")
 @click.option("--shards", type=click.IntRange(min=1), help="With --dask: how many shards [default: one per worker].")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress bar and no informational lines (per-corpus times, the summary); errors still print.")
 def dump(model, tasks, preset, files, corpus_name, column, corpus_format, task_files, task_family, task_name, encoding,
          skip_empty, out, layers, dtype, max_length, batch_tokens, chunk_tokens, device, precision, templates,
          attention_diagonals, shard, dask_address, shards, quiet):
@@ -108,18 +109,21 @@ def dump(model, tasks, preset, files, corpus_name, column, corpus_format, task_f
     sources = _task_file_sources(task_files, task_family, task_name, encoding, templates) + sources
     settings = {"layers_spec": layers, "dtype": dtype, "max_length": max_length, "batch_tokens": batch_tokens,
                 "chunk_tokens": chunk_tokens, "device": device, "precision": precision}
+    log = (lambda m: None) if quiet else _log  # `hs info` still shows what was stored
     if dask_address:
         from hsstore.dump.on_dask import dump_on_dask  # the optional extra dask
         from hsstore.store.writer import check_output_path
 
         check_output_path(out)
         summary = dump_on_dask(dask_address, shards, {"model_name": model, "sources": sources, "out": out,
-                                                      "preset": preset, **settings}, log=_log)
+                                                      "preset": preset, **settings}, log=log)
     else:
         from hsstore.dump.run import run_dump  # torch and transformers: only once the input is read and checked
 
-        summary = run_dump(model, sources, out, **settings, progress=not quiet, log=_log,
+        summary = run_dump(model, sources, out, **settings, progress=not quiet, log=log,
                            attention_diagonals=attention_diagonals, shard=shard, preset=preset)
+    if quiet:
+        return
     if shard:
         click.echo(f"stored shard {shard[0]}/{shard[1]} of {len(summary)} corpora in {out}; once all {shard[1]} "
                    f"are done: hs merge {out}")

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from hsstore.errors import HsError
+from hsstore.errors import HsError, StoreError
 from hsstore.format.layout import KIND_MASK, KIND_TEMPLATE, KIND_TEXT
 from hsstore.store.attention import read_diagonal
 from hsstore.tasks.templates import SEPARATOR, TEMPLATES, empty_name
@@ -122,7 +122,7 @@ class Prompted(View):
     def variant(self, corpus):
         name = f"{corpus.name}{SEPARATOR}{self.template}"
         if name not in corpus.store.corpora:
-            raise HsError(f"store {corpus.store.path} has no complete corpus {name!r}; run: hs dump --model "
+            raise StoreError(f"store {corpus.store.path} has no complete corpus {name!r}; run: hs dump --model "
                           f"{corpus.store.model['name']} --task {corpus.name} --template {self.template} "
                           f"--out {corpus.store.path}")
         return corpus.store.corpus(name)

@@ -18,6 +18,7 @@ from hsstore.tasks import TASKS
 from ..evaluation.family import Family
 from ..evaluation.registry import families, family_of, get_family, groups
 from ..recipes.recipe import Recipe, parse_recipe
+from ..results.frame import frame, row
 
 canonical = functools.lru_cache(maxsize=None)(parse_recipe)  # recipes repeat over tasks; Recipe is immutable
 
@@ -60,6 +61,7 @@ class Run:
     hs_version: str = ""
     task_family: str = ""  # the task's own family (``family`` is its report group)
     task_identity: str = ""  # the task data's identity, "" in files written before hs recorded it
+    seconds: float | None = field(default=None, compare=False)  # the record's evaluation_time
 
     @property
     def key(self) -> str:
@@ -104,7 +106,12 @@ def _run(path: Path, i: int, rec) -> Run:
     return Run(task, family.report_group, recipe, _main_score(path, i, rec["scores"]), str(store["identity"]),
                str(store["model"]), str(store.get("path", "")),
                json.dumps(options, sort_keys=True) if options is not None else "", diagnostics, f"{path} record {i}",
-               str((rec.get("versions") or {}).get("hs", "")), family.name, identity)
+               str((rec.get("versions") or {}).get("hs", "")), family.name, identity,
+               _seconds(rec.get("evaluation_time")))
+
+
+def _seconds(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def read_file(path: Path) -> list[Run]:
@@ -163,3 +170,12 @@ def load(paths: list[Path], mixed_stores: bool = False) -> list[Run]:
                       "or pass --mixed-stores for one section per store")
     _check_options(runs)
     return _deduplicate(runs)
+
+
+def read_frame(paths: list[Path]):
+    """``hs eval --json`` files as the pandas DataFrame of ``Results.to_frame()`` (results/frame.py):
+    checked as a report checks them (the same run twice counts once), several stores allowed (the
+    ``store`` column tells them apart)."""
+    return frame([row(r.model, r.store, r.recipe, r.task, r.score, r.seconds, r.diagnostics)
+                  for r in load([Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)],
+                                mixed_stores=True)])
