@@ -347,3 +347,20 @@ def test_a_decoder_gets_the_presets_decoder_grid(tmp_path, tiny_preset):
     assert code == 2 and "has no family clustering" in output
     code, output = run("eval", out, "--family", "sts")
     assert code == 2 and "give --preset too" in output
+
+
+def test_a_store_without_the_templated_variants_runs_the_grid_without_prompts(tiny_store, tmp_path, tiny_preset):
+    """Only templated corpora missing: the grid runs without its prompt read-outs, and says so; a missing
+    plain corpus is still refused."""
+    st = hsstore.open(tiny_store)
+    assert "sts17~promptbert" not in st.all_corpora and {"sts17", "biosses", "wikitext2"} <= set(st.corpora)
+    code, output = run("eval", tiny_store, "--preset", "tiny", "--seeds", "1", "-q", "--json", tmp_path / "r.json")
+    assert code == 0, output
+    assert "warning: sts: prompt read-outs left out" in output and "hs dump --model" in output
+    records = json.loads((tmp_path / "r.json").read_text())
+    assert records and not any("prompt" in r["recipe"] for r in records)
+    assert {r["study"]["stage"] for r in records} == {1, 2}
+    with pytest.MonkeyPatch.context() as mp:  # a plain task missing: refused as before
+        mp.setitem(presets.PRESETS, "tiny", replace(TINY, families={"sts": ("sts17", "biosses", "stsb")}))
+        code, output = run("eval", tiny_store, "--preset", "tiny", "--seeds", "1", "-q")
+    assert code != 0 and "lacks" in output and "stsb" in output
