@@ -110,7 +110,7 @@ def test_preset_usage_errors(preset_store, tiny_preset):
 
 
 def test_stage1_varies_one_axis_of_the_base_at_a_time():
-    entries = study.stage1("sts", 6, "promptbert", glove=False, kind=ENCODER)
+    entries = study.stage1("sts", range(7), 6, "promptbert", glove=False, kind=ENCODER)
     base = parse_recipe(study.BASE)
     assert entries[0].recipe == base
     fields = base.fields()
@@ -119,6 +119,8 @@ def test_stage1_varies_one_axis_of_the_base_at_a_time():
         assert len(changed) == 1 or e.axis == "prompt", e
     layers = [e.recipe.layers for e in entries if e.axis == "layers"]
     assert layers == [*map(str, range(7)), "first-last", "emb-last", "all"]
+    some = study.stage1("sts", [0, 3, 6], 6, None, glove=False, kind=ENCODER)  # hs dump --layers 0,3,6
+    assert [e.recipe.layers for e in some if e.axis == "layers"] == ["0", "3", "6", "first-last", "emb-last", "0,3,6"]
     views = [e.recipe.fields()["view"] for e in entries if e.axis == "view"]
     assert "glove" not in views and {"re", "input", "avg", "ctx*0.5+avg*0.5"} <= set(views)
     posts = {e.recipe.fields()["post"] for e in entries if e.axis == "post"}
@@ -126,15 +128,17 @@ def test_stage1_varies_one_axis_of_the_base_at_a_time():
     assert len([e for e in entries if e.axis == "prompt"]) == 4
     assert [e.recipe.fields()["pool"] for e in entries if e.axis == "pool"] == ["max", "first"]
     assert "special" in [e.recipe.fields()["drop"] for e in entries if e.axis == "drop"]
-    decoder = study.stage1("sts", 6, "prompteol", glove=False, kind=DECODER)
+    decoder = study.stage1("sts", range(7), 6, "prompteol", glove=False, kind=DECODER)
     assert [e.recipe.fields()["pool"] for e in decoder if e.axis == "pool"] == ["max", "last"]
     assert not [e for e in decoder if "special" in e.recipe.fields()["drop"]]  # a decoder may add none
-    assert not [e for e in study.stage1("clustering", 6, None, glove=False, kind=ENCODER) if e.axis == "prompt"]
-    assert "glove" in [e.recipe.fields()["view"] for e in study.stage1("sts", 6, None, glove=True, kind=ENCODER)]
+    assert not [e for e in study.stage1("clustering", range(7), 6, None, glove=False, kind=ENCODER)
+                if e.axis == "prompt"]
+    assert "glove" in [e.recipe.fields()["view"]
+                       for e in study.stage1("sts", range(7), 6, None, glove=True, kind=ENCODER)]
 
 
 def test_stage2_combines_the_best_of_each_axis():
-    entries = study.stage1("sts", 3, "promptbert", glove=True, kind=ENCODER)
+    entries = study.stage1("sts", range(4), 3, "promptbert", glove=True, kind=ENCODER)
     # made-up family means: a known best on each axis
     wanted = {"layers": "first-last", "drop": "punct", "weights": "idf@wikitext2", "post": "whiten@wikitext2"}
     means = {e.recipe: (1.0 if e.recipe.fields()[e.axis] == wanted.get(e.axis) else 0.5) if e.axis in wanted
@@ -179,7 +183,7 @@ def full_run(preset_store, tmp_path_factory):
 def test_preset_run_records_every_evaluation(full_run, preset_store):
     records, output = full_run
     st = hsstore.open(preset_store)
-    grid = {f: study.stage1(f, st.n_model_layers, study.family_template(TINY, f, ENCODER), study.glove_available(),
+    grid = {f: study.stage1(f, st.layers, st.n_model_layers, study.family_template(TINY, f, ENCODER), study.glove_available(),
                             ENCODER)
             for f in TINY.families}
     stage1 = {(str(e.recipe), t) for f, tasks in TINY.families.items() for t in tasks for e in grid[f]}

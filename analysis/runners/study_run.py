@@ -156,7 +156,7 @@ def run_preset(store, name: str, json_path: Path | None, options: dict, jobs: in
     results = ResultsFile(json_path, key, log)
     engine = Engine(store, options, disk_cache=disk_cache)
     jobs = jobs or default_jobs()
-    plans = {fam: study.stage1(fam, store.n_model_layers, templates[fam], glove, kind) for fam in chosen}
+    plans = {fam: study.stage1(fam, store.layers, store.n_model_layers, templates[fam], glove, kind) for fam in chosen}
     order: list[tuple[str, str]] = []
     walls: dict[str, float] = defaultdict(float)
     try:
