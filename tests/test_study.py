@@ -120,7 +120,7 @@ def test_stage1_varies_one_axis_of_the_base_at_a_time():
     layers = [e.recipe.layers for e in entries if e.axis == "layers"]
     assert layers == [*map(str, range(7)), "first-last", "emb-last", "all"]
     some = study.stage1("sts", [0, 3, 6], 6, None, glove=False, kind=ENCODER)  # hs dump --layers 0,3,6
-    assert [e.recipe.layers for e in some if e.axis == "layers"] == ["0", "3", "6", "first-last", "emb-last", "0,3,6"]
+    assert [e.recipe.layers for e in some if e.axis == "layers"] == ["0", "3", "6", "emb-last", "0,3,6"]
     views = [e.recipe.fields()["view"] for e in entries if e.axis == "view"]
     assert "glove" not in views and {"re", "input", "avg", "ctx*0.5+avg*0.5"} <= set(views)
     posts = {e.recipe.fields()["post"] for e in entries if e.axis == "post"}

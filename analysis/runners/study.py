@@ -3,7 +3,8 @@
 Stage 1 varies one axis of the base recipe (contextual last layer, mean over every token, no
 filter, no weights, no post-processing: the demo model's own pooling) at a time:
 
-- layers: every single stored layer, first-last, emb-last, all (the stored ones, for a store of some);
+- layers: every single stored layer, first-last, emb-last, all (for a store of some layers: those of
+  them it holds, and the mean of its layers in place of all);
 - pool: the preset's read-outs for the kind of model (max, and [CLS] for an encoder or the last
   token for a decoder);
 - view: RE, the input embeddings, Avg. (contextual states averaged over WikiText-2), GloVe (only when
@@ -26,11 +27,11 @@ on stage 1's scores: on a resumed run it is derived from the stage-1 records in 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from hsstore.layers import parse_layers
 from hsstore.tasks.presets import ModelKind, Preset
 
 from ..recipes.recipe import Recipe, parse_recipe
@@ -68,7 +69,8 @@ def stage1(family: str, stored: Sequence[int], n_layers: int, template: str | No
     """The one-axis-at-a-time recipes of a family (``stored``: the layers the store holds of the model's
     ``n_layers`` + 1; ``template``: the prompt template its tasks have, or None; ``kind``: the preset's
     declaration for the store's kind of model). A store of some layers only (``hs dump --layers``) gets
-    each of them, and in place of ``all`` the mean of those it holds, named by their list."""
+    each of them, first-last and emb-last where it holds their layers, and in place of ``all`` the mean
+    of those it holds, named by their list."""
     base = parse_recipe(BASE)
     out = [Entry(base, 1, "base")]
 
@@ -77,7 +79,8 @@ def stage1(family: str, stored: Sequence[int], n_layers: int, template: str | No
 
     stored = sorted(stored)
     every = "all" if stored == list(range(n_layers + 1)) else ",".join(map(str, stored))
-    for layers in [*map(str, stored), "first-last", "emb-last", every]:
+    pairs = [p for p in ("first-last", "emb-last") if set(parse_layers(p, n_layers)) <= set(stored)]
+    for layers in [*map(str, stored), *pairs, every]:
         vary("layers", layers=layers)
     for pool in kind.pools:
         vary("pool", pool=pool)
