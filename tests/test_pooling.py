@@ -132,3 +132,26 @@ def test_float16_decode_is_exact_for_every_finite_half():
     got = pool_states(halves[finite].reshape(1, n, 1), [1.0], np.arange(n + 1), np.ones(n, np.float32), "first")
     expected = halves[finite].astype(np.float32)
     assert np.array_equal(got[:, 0], expected)
+
+
+def test_subword_drop_on_a_word_start_vocabulary():
+    """Byte-level BPE marks word starts (Ġ), not continuations: a few '##' tokens in its vocabulary
+    (Markdown headings) do not make it WordPiece; a text's first word, which has no space before it,
+    and bare punctuation are no continuations."""
+    from analysis.embedding.tokens import DropSubword, Stream
+    from hsstore.format.layout import KIND_SPECIAL, KIND_TEMPLATE, KIND_TEXT
+
+    vocab = ("##", "###", "<s>", "This", 'Ġ"', "The", "Ġcat", "Ġwalk", "s", ".", "some", "one")
+    # "The cat walks." plain, then "someone." after a template ('<s>This "'), each token with its kind
+    # and whether it continues a word
+    tokens = [("The", KIND_TEXT, False), ("Ġcat", KIND_TEXT, False), ("Ġwalk", KIND_TEXT, False),
+              ("s", KIND_TEXT, True), (".", KIND_TEXT, False),
+              ("<s>", KIND_SPECIAL, False), ("This", KIND_TEMPLATE, False), ('Ġ"', KIND_TEMPLATE, False),
+              ("some", KIND_TEXT, False), ("one", KIND_TEXT, True), (".", KIND_TEXT, False)]
+    stream = Stream("t", np.array([vocab.index(t) for t, _, _ in tokens], np.int32), np.array([0, 5, 11]), vocab,
+                    kinds=np.array([k for _, k, _ in tokens], np.uint8))
+    assert DropSubword().dropped(stream, {}).tolist() == [w for _, _, w in tokens]
+    wordpiece = ("[CLS]", "the", "cat", "walk", "##s", ".")
+    stream = Stream("w", np.arange(1, 6, dtype=np.int32), np.array([0, 5]), wordpiece,
+                    kinds=np.full(5, KIND_TEXT, np.uint8))
+    assert DropSubword().dropped(stream, {}).tolist() == [False, False, False, True, False]

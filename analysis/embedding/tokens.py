@@ -61,12 +61,22 @@ def _is_punct(token: str) -> bool:
 def _vocab_masks(vocab: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(punctuation, subword-continuation) flags per vocabulary id."""
     punct = np.fromiter((_is_punct(t) for t in vocab), dtype=bool, count=len(vocab))
-    if any(t.startswith("##") for t in vocab):  # WordPiece marks continuations
+    if _marks_continuations(vocab):  # WordPiece marks continuations
         sub = np.fromiter((t.startswith("##") for t in vocab), dtype=bool, count=len(vocab))
-    else:  # SentencePiece / byte-level BPE mark word starts instead
-        marks = ("\u2581", "\u0120")
-        sub = np.fromiter((not t.startswith(marks) for t in vocab), dtype=bool, count=len(vocab))
+    else:  # SentencePiece / byte-level BPE mark word starts instead; a bare "." continues no word
+        sub = np.fromiter((not t.startswith(WORD_START) for t in vocab), dtype=bool, count=len(vocab)) & ~punct
     return punct, sub
+
+
+WORD_START = ("\u2581", "\u0120")  # SentencePiece's and byte-level BPE's mark of a piece after a space
+
+
+def _marks_continuations(vocab: tuple[str, ...]) -> bool:
+    """Whether the vocabulary marks continuations (WordPiece's ``##``) rather than word starts. A
+    byte-level BPE vocabulary holds a few ``##`` tokens of its own (Markdown headings, C's token
+    pasting) and thousands of word starts, so the more common mark decides, not the presence of one."""
+    continuing = sum(t.startswith("##") for t in vocab)
+    return continuing > sum(t.startswith(WORD_START) for t in vocab)
 
 
 @dataclass
@@ -177,10 +187,22 @@ class DropPunct(StepType):
 @register
 class DropSubword(StepType):
     AXIS, NAME, LEVELS = "drop", "subword", ("subword",)
-    DESCRIPTION = "word pieces that continue a word (## in WordPiece)"
+    DESCRIPTION = ("word pieces that continue a word (## in WordPiece; in byte-level BPE or SentencePiece, a piece "
+                   "without the word-start mark that follows a piece of its own text)")
 
     def dropped(self, stream: Stream, refs: dict) -> np.ndarray:
-        return _vocab_masks(stream.vocab)[1][stream.ids]
+        out = _vocab_masks(stream.vocab)[1][stream.ids]
+        if not _marks_continuations(stream.vocab) and stream.kinds is not None:
+            # a word-start vocabulary leaves unmarked what follows no space: a special token, and the
+            # first token of a text or of a template's part (at the sentence's start, after a
+            # special token, after a template's quote); none of them continues a word
+            kinds = stream.kinds
+            same = np.zeros(len(kinds), dtype=bool)  # the token before is of the same kind, same sentence
+            same[1:] = kinds[1:] == kinds[:-1]
+            starts = stream.offsets[:-1]
+            same[starts[starts < len(kinds)]] = False
+            out = out & same & (kinds != KIND_SPECIAL)
+        return out
 
 
 @register
