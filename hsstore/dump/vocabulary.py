@@ -65,8 +65,11 @@ def dump_vocabulary_states(forward, tokenizer, store, settings: dict, progress: 
     bar = tqdm(total=size, initial=writer.rows_done, unit="id", unit_scale=True, desc="vocabulary",
                disable=None if progress else True, file=sys.stderr, dynamic_ncols=True)
     try:
-        for start in range(writer.rows_done, size, BATCH):
-            batch = inputs(tokenizer, start, min(size, start + BATCH))
+        # batches cut within each chunk, so a resumed run (at a chunk boundary) runs the same batches
+        starts = [s for c in range(writer.rows_done, size, writer.rows) for s in range(c, min(size, c + writer.rows), BATCH)]
+        for start in starts:
+            stop = min(size, start + BATCH, (start // writer.rows + 1) * writer.rows)
+            batch = inputs(tokenizer, start, stop)
             ids = torch.from_numpy(batch).to(forward.device)
             hidden = forward.model_states(ids, torch.ones_like(ids))
             with torch.inference_mode():

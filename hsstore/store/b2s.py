@@ -91,14 +91,19 @@ def signature(store, ref: str) -> str:
     return h.hexdigest()[:20]
 
 
+def refs(store) -> list[str]:
+    """The reference corpora the store holds a table group of (finished or not)."""
+    base = storage.location(store.path) / GROUP
+    if store.group_attrs(GROUP) is None or not store.is_zarr or storage.is_remote(base):
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_dir())
+
+
 def verify_targets(store) -> list[tuple[str, object, Path, list[str], object]]:
     """What ``hs verify`` checks of every table: (where, array, its directory, chunk keys, crc_of(key))."""
     out = []
-    groups = store.group_attrs(GROUP)
-    if groups is None or not store.is_zarr:
-        return out
     base = storage.location(store.path) / GROUP
-    for ref in sorted(p.name for p in base.iterdir() if p.is_dir()) if not storage.is_remote(base) else []:
+    for ref in refs(store):
         attrs = store.group_attrs(f"{GROUP}/{ref}") or {}
         if not attrs.get("complete"):
             continue
