@@ -121,6 +121,20 @@ def train(corpus, settings: Settings, progress: bool = True) -> tuple[np.ndarray
     contexts = torch.from_numpy(context_vectors(corpus, settings.layer))
     tg = targets(corpus, vocab_size, settings)
     t_contexts = time.perf_counter() - t_start
+    threads = torch.get_num_threads()
+    # one thread: each step is small (a few thousand rows), where threads only contend for the cores
+    # (5x slower with two on two shared cores), and one thread makes the table the same on any machine
+    torch.set_num_threads(1)
+    try:
+        return _train(corpus, settings, progress, contexts, tg, t_start, t_contexts, vocab_size, hidden)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(corpus, settings: Settings, progress: bool, contexts, tg: Targets, t_start: float, t_contexts: float,
+           vocab_size: int, hidden: int) -> tuple[np.ndarray, dict]:
+    import torch  # torch loads when training starts, not with `hs --help`
+
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     embedding = torch.nn.Embedding(vocab_size, hidden, sparse=True)
