@@ -184,6 +184,8 @@ def run(path, ref: str, settings: Settings, progress: bool = True, log=print) ->
 
     path = storage.location(path)
     store = Store(path)
+    if not store.is_zarr:
+        raise HsError(f"{path} is an HDF5 export; hs b2s trains into the Zarr store it was exported from")
     corpus = store.corpus(ref)
     layer = settings.layer if settings.layer >= 0 else store.n_model_layers + 1 + settings.layer
     store.layer_position(layer)  # a layer the store lacks is an error now

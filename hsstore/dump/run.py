@@ -156,8 +156,8 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
         stored = _keep_store_settings(store, settings, out, log)
         if statics.write_input_embeddings(store.root, loaded.model, store.path):
             log(f"{out}: stored the input-embedding matrix")
-        if not shard:  # the tokenizer's special tokens (drop=unk, Model2Vec's vocabulary); merged stores lack them
-            vocabulary.record_special_tokens(store.root, store.path, special_record(loaded.tokenizer))
+        # the tokenizer's special tokens (drop=unk, Model2Vec's vocabulary); hs merge copies a shard's
+        vocabulary.record_special_tokens(store.root, store.path, special_record(loaded.tokenizer))
         # planned one corpus at a time, as it is dumped (a shard plans all first: chunk ranges span corpora)
         plans = (plan_source(loaded, src, settings["max_length"], stored["batch_tokens"], stored["max_batch"])
                  for src in sources)

@@ -25,7 +25,7 @@ import numpy as np
 
 from hsstore.errors import HsError
 from hsstore.format import storage
-from hsstore.format.atomic import fault_point, read_group_attrs, write_group_attrs
+from hsstore.format.atomic import fault_point, read_group_attrs, write_bytes, write_group_attrs
 from hsstore.format.chunks import ChunkFiles, check_present, chunk_key, expected_keys, list_files, whole_columns
 from hsstore.format.layout import DTYPES, corpus_chunk_tokens
 
@@ -51,6 +51,15 @@ def record_special_tokens(root, path, record: dict) -> None:
     if all(attrs.get(k) == v for k, v in record.items()):
         return
     write_group_attrs(storage.location(path) / GROUP, {**attrs, **record}, "special-tokens-written")
+
+
+def copy_record(src: Path, out: Path) -> None:
+    """A shard's special-token record into the merged store (``hs merge``), as a dump in one process
+    writes it (a sharded dump has no vocabulary table: --vocabulary-states is refused with --shard)."""
+    marker = Path(src) / GROUP / "zarr.json"
+    if marker.exists() and not (Path(out) / GROUP / "zarr.json").exists():
+        (Path(out) / GROUP).mkdir(parents=True, exist_ok=True)
+        write_bytes(Path(out) / GROUP / "zarr.json", marker.read_bytes(), sync=True)
 
 
 class StatesWriter:
