@@ -21,7 +21,7 @@ from .params import STORE
 @click.option("--min-count", type=click.IntRange(min=1), default=10, show_default=True,
               help="Tokens seen fewer times in the corpus get no vector.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no informational lines; errors still print.")
 def b2s_command(store, ref, layer, epochs, lr, batch, negatives, t, min_count, seed, quiet):
     """Train BERT2Static (Gupta & Jaggi 2021, X2Static_sent) on a corpus's stored states and store the
     token table in the store as b2s/REF, for recipes with view=b2s@REF. No model is needed: the
@@ -40,4 +40,4 @@ def b2s_command(store, ref, layer, epochs, lr, batch, negatives, t, min_count, s
 
     run(store, ref, Settings(layer=layer, epochs=epochs, lr=lr, batch=batch, negatives=negatives, t=t,
                              min_count=min_count, seed=seed), progress=not quiet,
-        log=lambda m: click.echo(m, err=True))
+        log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))

@@ -110,7 +110,7 @@ def test_preset_usage_errors(preset_store, tiny_preset):
 
 
 def test_stage1_varies_one_axis_of_the_base_at_a_time():
-    entries = study.stage1("sts", 6, "promptbert", glove=False, kind=ENCODER)
+    entries = study.stage1("sts", range(7), 6, "promptbert", glove=False, kind=ENCODER)
     base = parse_recipe(study.BASE)
     assert entries[0].recipe == base
     fields = base.fields()
@@ -119,6 +119,8 @@ def test_stage1_varies_one_axis_of_the_base_at_a_time():
         assert len(changed) == 1 or e.axis == "prompt", e
     layers = [e.recipe.layers for e in entries if e.axis == "layers"]
     assert layers == [*map(str, range(7)), "first-last", "emb-last", "all"]
+    some = study.stage1("sts", [0, 3, 6], 6, None, glove=False, kind=ENCODER)  # hs dump --layers 0,3,6
+    assert [e.recipe.layers for e in some if e.axis == "layers"] == ["0", "3", "6", "first-last", "emb-last", "0,3,6"]
     views = [e.recipe.fields()["view"] for e in entries if e.axis == "view"]
     assert "glove" not in views and {"re", "input", "avg", "ctx*0.5+avg*0.5"} <= set(views)
     posts = {e.recipe.fields()["post"] for e in entries if e.axis == "post"}
@@ -126,15 +128,17 @@ def test_stage1_varies_one_axis_of_the_base_at_a_time():
     assert len([e for e in entries if e.axis == "prompt"]) == 4
     assert [e.recipe.fields()["pool"] for e in entries if e.axis == "pool"] == ["max", "first"]
     assert "special" in [e.recipe.fields()["drop"] for e in entries if e.axis == "drop"]
-    decoder = study.stage1("sts", 6, "prompteol", glove=False, kind=DECODER)
+    decoder = study.stage1("sts", range(7), 6, "prompteol", glove=False, kind=DECODER)
     assert [e.recipe.fields()["pool"] for e in decoder if e.axis == "pool"] == ["max", "last"]
     assert not [e for e in decoder if "special" in e.recipe.fields()["drop"]]  # a decoder may add none
-    assert not [e for e in study.stage1("clustering", 6, None, glove=False, kind=ENCODER) if e.axis == "prompt"]
-    assert "glove" in [e.recipe.fields()["view"] for e in study.stage1("sts", 6, None, glove=True, kind=ENCODER)]
+    assert not [e for e in study.stage1("clustering", range(7), 6, None, glove=False, kind=ENCODER)
+                if e.axis == "prompt"]
+    assert "glove" in [e.recipe.fields()["view"]
+                       for e in study.stage1("sts", range(7), 6, None, glove=True, kind=ENCODER)]
 
 
 def test_stage2_combines_the_best_of_each_axis():
-    entries = study.stage1("sts", 3, "promptbert", glove=True, kind=ENCODER)
+    entries = study.stage1("sts", range(4), 3, "promptbert", glove=True, kind=ENCODER)
     # made-up family means: a known best on each axis
     wanted = {"layers": "first-last", "drop": "punct", "weights": "idf@wikitext2", "post": "whiten@wikitext2"}
     means = {e.recipe: (1.0 if e.recipe.fields()[e.axis] == wanted.get(e.axis) else 0.5) if e.axis in wanted
@@ -179,7 +183,7 @@ def full_run(preset_store, tmp_path_factory):
 def test_preset_run_records_every_evaluation(full_run, preset_store):
     records, output = full_run
     st = hsstore.open(preset_store)
-    grid = {f: study.stage1(f, st.n_model_layers, study.family_template(TINY, f, ENCODER), study.glove_available(),
+    grid = {f: study.stage1(f, st.layers, st.n_model_layers, study.family_template(TINY, f, ENCODER), study.glove_available(),
                             ENCODER)
             for f in TINY.families}
     stage1 = {(str(e.recipe), t) for f, tasks in TINY.families.items() for t in tasks for e in grid[f]}
@@ -347,3 +351,20 @@ def test_a_decoder_gets_the_presets_decoder_grid(tmp_path, tiny_preset):
     assert code == 2 and "has no family clustering" in output
     code, output = run("eval", out, "--family", "sts")
     assert code == 2 and "give --preset too" in output
+
+
+def test_a_store_without_the_templated_variants_runs_the_grid_without_prompts(tiny_store, tmp_path, tiny_preset):
+    """Only templated corpora missing: the grid runs without its prompt read-outs, and says so; a missing
+    plain corpus is still refused."""
+    st = hsstore.open(tiny_store)
+    assert "sts17~promptbert" not in st.all_corpora and {"sts17", "biosses", "wikitext2"} <= set(st.corpora)
+    code, output = run("eval", tiny_store, "--preset", "tiny", "--seeds", "1", "-q", "--json", tmp_path / "r.json")
+    assert code == 0, output
+    assert "warning: sts: prompt read-outs left out" in output and "hs dump --model" in output
+    records = json.loads((tmp_path / "r.json").read_text())
+    assert records and not any("prompt" in r["recipe"] for r in records)
+    assert {r["study"]["stage"] for r in records} == {1, 2}
+    with pytest.MonkeyPatch.context() as mp:  # a plain task missing: refused as before
+        mp.setitem(presets.PRESETS, "tiny", replace(TINY, families={"sts": ("sts17", "biosses", "stsb")}))
+        code, output = run("eval", tiny_store, "--preset", "tiny", "--seeds", "1", "-q")
+    assert code != 0 and "lacks" in output and "stsb" in output

@@ -3,7 +3,7 @@
 Stage 1 varies one axis of the base recipe (contextual last layer, mean over every token, no
 filter, no weights, no post-processing: the demo model's own pooling) at a time:
 
-- layers: every single layer, first-last, emb-last, all;
+- layers: every single stored layer, first-last, emb-last, all (the stored ones, for a store of some);
 - pool: the preset's read-outs for the kind of model (max, and [CLS] for an encoder or the last
   token for a decoder);
 - view: RE, the input embeddings, Avg. (contextual states averaged over WikiText-2), GloVe (only when
@@ -25,6 +25,8 @@ since the contextual model's best shaping need not suit a static view. Stage 2 t
 on stage 1's scores: on a resumed run it is derived from the stage-1 records in the results file.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import importlib.util
 from dataclasses import dataclass, replace
@@ -61,16 +63,21 @@ def _mix(w: float) -> str:
     return f"ctx*{w:g}+avg*{1 - w:.10g}"
 
 
-def stage1(family: str, n_layers: int, template: str | None, glove: bool, kind: ModelKind) -> list[Entry]:
-    """The one-axis-at-a-time recipes of a family (``template``: the prompt template its tasks have, or
-    None; ``kind``: the preset's declaration for the store's kind of model)."""
+def stage1(family: str, stored: Sequence[int], n_layers: int, template: str | None, glove: bool,
+           kind: ModelKind) -> list[Entry]:
+    """The one-axis-at-a-time recipes of a family (``stored``: the layers the store holds of the model's
+    ``n_layers`` + 1; ``template``: the prompt template its tasks have, or None; ``kind``: the preset's
+    declaration for the store's kind of model). A store of some layers only (``hs dump --layers``) gets
+    each of them, and in place of ``all`` the mean of those it holds, named by their list."""
     base = parse_recipe(BASE)
     out = [Entry(base, 1, "base")]
 
     def vary(axis: str, **fields):
         out.append(Entry(parse_recipe(";".join([BASE, *(f"{k}={v}" for k, v in fields.items())])), 1, axis))
 
-    for layers in [*map(str, range(n_layers + 1)), "first-last", "emb-last", "all"]:
+    stored = sorted(stored)
+    every = "all" if stored == list(range(n_layers + 1)) else ",".join(map(str, stored))
+    for layers in [*map(str, stored), "first-last", "emb-last", every]:
         vary("layers", layers=layers)
     for pool in kind.pools:
         vary("pool", pool=pool)

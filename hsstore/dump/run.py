@@ -195,6 +195,8 @@ def _dump_one(store: StoreWriter, forward: Forward, plan: CorpusPlan, parts: dic
     if parts is None:
         writer = store.open_corpus(plan, fingerprint, status, info={"device": device})
     dump_corpus(forward, writer, plan, progress, log)
+    roles = plan.source.get("truncated") or {}  # a retrieval task's documents and queries, counted apart
     log(f"{plan.name}: {plan.n_sentences} sentences, {plan.n_tokens} tokens in {time.perf_counter() - t0:.1f} s"
-        + (f"; {plan.truncated} truncated at {max_length} tokens" if plan.truncated else ""))
+        + (f"; {plan.truncated} truncated at {max_length} tokens" if plan.truncated else "")
+        + (f" ({', '.join(f'{n} {role}' for role, n in roles.items())})" if plan.truncated and roles else ""))
     return status
