@@ -23,7 +23,8 @@ from .preset_cmd import run_preset_command
 
 # each recipe axis's flag help (the registry supplies the steps); every axis is a repeatable flag
 AXIS_HELP = {
-    "view": lambda: f"Where token vectors come from: {help_line('view')}; mix as ctx*0.8+avg*0.2.",
+    "view": lambda: (f"Where token vectors come from: {help_line('view')}; mix as ctx*0.8+avg*0.2; a static view's "
+                     f"table may be transformed first, after '>': {help_line('table')} (alone>tablepca:k=256)."),
     "layers": lambda: "last | first-last | emb-last | all | 0,4-6 (repeatable: a grid axis).",
     "combine": lambda: "How several layers combine: mean | concat.",
     "pool": lambda: f"{help_line('pool')}.",

@@ -13,6 +13,7 @@ import click
 from hsstore.errors import HsError, os_error
 from hsstore.version import __version__
 
+from .b2s_cmd import b2s_command
 from .dump_cmd import dump, merge
 from .eval_cmd import eval_command
 from .report_cmd import report_command
@@ -62,6 +63,7 @@ for command in (dump, merge, tasks, info, show, export, verify):
 hs.add_command(eval_command, "eval")
 hs.add_command(steps_command, "steps")
 hs.add_command(report_command, "report")
+hs.add_command(b2s_command, "b2s")
 
 if __name__ == "__main__":
     hs()

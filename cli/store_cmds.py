@@ -26,6 +26,8 @@ def print_info(path: Path) -> None:
     if store.is_zarr and not store.has_manifest:
         click.echo("note    made by an older hs (format 1): readable, but without a chunk manifest; "
                    "new corpora go into a new store")
+    for line in _table_lines(store):
+        click.echo(line)
     rows = [("corpus", "sentences", "tokens", "truncated", "on disk", "bytes/token", "state")]
     for name in store.all_corpora:
         try:
@@ -41,6 +43,25 @@ def print_info(path: Path) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+
+
+def _table_lines(store) -> list[str]:
+    """The vocabulary table and the BERT2Static tables, if the store has them."""
+    from hsstore.store import b2s, vocabulary
+
+    out = []
+    rec = vocabulary.record(store)
+    if "states_shape" in rec:
+        state = "complete" if rec.get("states_complete") else \
+            f"incomplete {rec.get('states_rows_done', 0)}/{rec['states_shape'][1]} ids"
+        size = _human(float(np.prod(rec["states_shape"])) * np.dtype(rec["states_dtype"]).itemsize)
+        out.append(f"tables  vocabulary (every id alone: view=alone), layers {rec['states_layers']}, {size}, {state}")
+    for ref in b2s.refs(store):
+        attrs = store.group_attrs(f"{b2s.GROUP}/{ref}") or {}
+        done = "complete" if attrs.get("complete") else "incomplete (rerun hs b2s)"
+        out.append(f"tables  b2s@{ref} (BERT2Static), layer {attrs.get('settings', {}).get('layer', '?')}, "
+                   f"{attrs.get('settings', {}).get('epochs', '?')} epochs, {done}")
+    return out
 
 
 def _human(n: float) -> str:

@@ -97,7 +97,7 @@ def test_a_second_writer_is_refused(tiny_store):
     # released on exit: a new writer gets in
     StoreWriter(tiny_store, store.model, store.settings, store.vocab).close()
     # the lock is the directory's own: nothing is left in the store for Zarr to warn about
-    assert sorted(p.name for p in tiny_store.iterdir()) == ["corpora", "statics", "vocab", "zarr.json"]
+    assert sorted(p.name for p in tiny_store.iterdir()) == ["corpora", "statics", "vocab", "vocabulary", "zarr.json"]
 
 
 def _dump(model, out, **kw):

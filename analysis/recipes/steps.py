@@ -18,6 +18,8 @@ Adding a step is one class in the module of its axis, decorated with ``@register
   ``finish(X, weights, stream)`` around the numba kernel.
 - view (analysis/embedding/views.py, subclass ``View``): ``key(store)``, ``table(pooler, layer)`` (V, H) for a
   static view, optionally ``stream(corpus)`` (the token ids it is indexed by) and ``unseen``.
+- table (analysis/embedding/tables.py, subclass ``TableStep``): ``apply(table, store)`` returns a static view's
+  table transformed (fitted on the table itself, before any pooling); written after the view, ``alone>tablepca``.
 
 A step that changes numbers must be fully named by its name and parameters (``str(step)``): that
 string keys the pooled-matrix cache.
@@ -33,10 +35,10 @@ from typing import Any, Callable, ClassVar
 
 from hsstore.errors import HsError
 
-AXIS_NAMES = {"view": "view", "pool": "pooling", "drop": "token filter", "weights": "token weights",
-              "post": "post-processing"}
+AXIS_NAMES = {"view": "view", "table": "token-table step", "pool": "pooling", "drop": "token filter",
+              "weights": "token weights", "post": "post-processing"}
 # modules whose classes register themselves; imported on first use of the registry
-_STEP_MODULES = tuple(f"analysis.embedding.{m}" for m in ("views", "pooling", "tokens", "post", "prompts"))
+_STEP_MODULES = tuple(f"analysis.embedding.{m}" for m in ("views", "tables", "pooling", "tokens", "post", "prompts"))
 _REGISTRY: dict[str, dict[str, type]] = {axis: {} for axis in AXIS_NAMES}
 _ALIASES: dict[str, dict[str, str]] = {axis: {} for axis in AXIS_NAMES}
 _loaded = False

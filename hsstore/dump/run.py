@@ -19,12 +19,13 @@ from hsstore.errors import HsError
 from hsstore.format.layout import DTYPES, default_chunk_tokens
 from hsstore.format.storage import location
 from hsstore.layers import parse_layers
-from hsstore.store import shards, statics
+from hsstore.store import shards, statics, vocabulary
 from hsstore.store.writer import CorpusPlan, StoreWriter, check_corpus_name, check_output_path
 from hsstore.tasks.presets import get_preset
 
 from . import attention, model as model_mod
 from .forward import Forward, pick_device
+from .vocabulary import dump_vocabulary_states, special_record
 from .sources import CorpusSource, preset_sources
 from .templated import check_templates, plan_source
 
@@ -82,13 +83,15 @@ def dump_corpus(forward: Forward, writer, plan: CorpusPlan, progress: bool,
 
 
 def check_request(out, sources: list[CorpusSource], dtype: str, attention_diagonals: bool,
-                  shard: tuple[int, int] | None) -> None:
+                  shard: tuple[int, int] | None, vocabulary_states: bool = False) -> None:
     """Everything about a dump that can be refused before the slow model load (a preset's corpora
     are named after it: check_names)."""
     check_output_path(out)
     if shard:
         if attention_diagonals:
             raise HsError("--attention-diagonals cannot be combined with --shard; dump those corpora in one process")
+        if vocabulary_states:
+            raise HsError(f"{vocabulary.OPTION} cannot be combined with --shard; add the table in one process")
         shards.check_local(out)
         shards.check_shard_count(out, shard[1])
     if dtype not in DTYPES:
@@ -127,12 +130,13 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
              max_batch: int = 256, chunk_tokens: int | None = None, device: str = "auto",
              precision: str = "auto", progress: bool = True, log: Callable[[str], None] = print,
              attention_diagonals: bool = False, shard: tuple[int, int] | None = None,
-             preset: str | None = None) -> dict:
+             preset: str | None = None, vocabulary_states: bool = False) -> dict:
     """Dump every source into the store at ``out``, after a preset's corpora for this kind of model
     (``preset``); returns a summary per corpus. ``shard`` (k, n): only shard k of n, into
-    ``out/shards/k-of-n`` (shards.py; ``hs merge`` joins them)."""
+    ``out/shards/k-of-n`` (shards.py; ``hs merge`` joins them). ``vocabulary_states``: also every
+    vocabulary id alone through the model (hsstore/store/vocabulary.py)."""
     out = location(out)  # a directory, or an fsspec URL such as s3://bucket/prefix
-    check_request(out, sources, dtype, attention_diagonals, shard)
+    check_request(out, sources, dtype, attention_diagonals, shard, vocabulary_states)
     if preset:
         get_preset(preset)  # an unknown name fails before the model loads
     device, precision = pick_device(device, precision)
@@ -152,6 +156,8 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
         stored = _keep_store_settings(store, settings, out, log)
         if statics.write_input_embeddings(store.root, loaded.model, store.path):
             log(f"{out}: stored the input-embedding matrix")
+        # the tokenizer's special tokens (drop=unk, Model2Vec's vocabulary); hs merge copies a shard's
+        vocabulary.record_special_tokens(store.root, store.path, special_record(loaded.tokenizer))
         # planned one corpus at a time, as it is dumped (a shard plans all first: chunk ranges span corpora)
         plans = (plan_source(loaded, src, settings["max_length"], stored["batch_tokens"], stored["max_batch"])
                  for src in sources)
@@ -166,6 +172,9 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
             status = _dump_one(store, forward, plan, parts, device, out, settings["max_length"], progress, log)
             summary[src.name] = {"sentences": plan.n_sentences, "tokens": plan.n_tokens,
                                  "truncated": plan.truncated, "status": status}
+        if vocabulary_states:
+            status = dump_vocabulary_states(forward, loaded.tokenizer, store, stored, progress, log)
+            summary[vocabulary.GROUP] = {"ids": len(loaded.tokenizer), "status": status}
     return summary
 
 

@@ -198,6 +198,15 @@ class Store:
         return np.asarray(self.read_checked(array, (statics.GROUP, statics.INPUT), self.path,
                                             f"store {self.path}, array {statics.GROUP}/{statics.INPUT}"), dtype=np.float32)
 
+    def group_attrs(self, name: str) -> dict | None:
+        """The attributes of a group at the store's root (``statics``, ``vocabulary``, ``b2s/REF``), or None."""
+        node = self._root
+        for part in name.split("/"):
+            if not node.has(part):
+                return None
+            node = node.child(part)
+        return dict(node.attrs)
+
     @cached_property
     def _corpora_node(self) -> _Node | None:
         return self._root.child("corpora") if self._root.has("corpora") else None

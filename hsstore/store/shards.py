@@ -35,7 +35,7 @@ from hsstore.format.chunks import ChunkFiles, check_present, chunk_key, expected
 from hsstore.format.layout import MANIFEST_ROWS, corpus_chunk_tokens
 from hsstore.format.storage import is_remote, location
 
-from . import statics
+from . import statics, vocabulary
 from .reader import Store
 from .writer import SHARD_DIRS, CorpusPlan, StoreWriter, read_root_attrs, write_chunk_run
 
@@ -365,6 +365,7 @@ def merge(out: Path, log: Callable[[str], None] = print) -> list[str]:
             raise HsError(f"{out} already holds corpora dumped with settings {store.attrs['settings']}, the shards "
                           f"have {first.settings}: merge into another store")
         _copy_statics(shards.dirs[0], out)
+        vocabulary.copy_record(shards.dirs[0], out)
         for name in shards.corpora:
             _merge_corpus(store, shards, name, log)
     os.replace(out / SHARDS, out / RETIRED)

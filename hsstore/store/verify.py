@@ -13,7 +13,7 @@ from hsstore.format.atomic import read_group_attrs, remove_temp_files
 from hsstore.format.chunks import chunk_key, chunk_nbytes, expected_keys, file_crc, list_files
 from hsstore.format.layout import KIND_NAMES
 
-from . import attention, shards
+from . import attention, b2s, shards, vocabulary
 from .reader import Store
 
 
@@ -164,6 +164,13 @@ def verify(path: Path, corpus: str | None = None, deep: bool = False, repair: bo
                    {part: manifest[f"vocab/{part}"]} if manifest else None, deep)
         except (KeyError, ValueError, OSError) as exc:
             report.bad(f"store vocab/{part}", f"unreadable ({type(exc).__name__})")
+    for where, array, array_dir, keys, crc_of in (*vocabulary.verify_targets(store), *b2s.verify_targets(store)):
+        try:
+            _check_files(report, array, array_dir, where, keys, None, deep, crc_of)
+        except (KeyError, ValueError, OSError) as exc:
+            report.bad(where, f"unreadable ({type(exc).__name__})")
+    if vocabulary.incomplete_note(store):
+        report.notes.append(vocabulary.incomplete_note(store))
     names = store.all_corpora
     if corpus is not None:
         if corpus not in names:

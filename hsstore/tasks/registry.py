@@ -188,6 +188,8 @@ def _tasks() -> list[Task]:
            for y in (12, 13, 14, 15, 16)]
     sts += [
         Task("stsb", "sts", "stsb", aliases=("STSBenchmark", "sts-b"), description="STS Benchmark test"),
+        Task("stsb-dev", "sts", "stsb", ("dev",), description="STS Benchmark dev split (1,500 pairs), for choosing "
+             "recipes without looking at test scores"),
         Task("sickr", "sts", "sick", aliases=("SICK-R-SentEval",),
              description="SICK relatedness, SentEval test split (4,927 pairs)"),
         Task("sickr-full", "sts", "sick", ("train", "dev", "test"), aliases=("SICK-R", "SICK-R-full"),
