@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hsstore.format.atomic import write_bytes
 from hsstore.paths import data_dir
 from hsstore.tasks import MTEB_NAMES
 
@@ -91,12 +92,12 @@ def write_mteb_dir(results: list[Result], store, root: Path, options: dict) -> t
         meta = mteb_model_meta(store, r.recipe)
         folder = root / "results" / meta["name"].replace("/", "__") / meta["revision"]
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "model_meta.json").write_text(json.dumps(meta, indent=2))
+        write_bytes(folder / "model_meta.json", json.dumps(meta, indent=2).encode())  # whole, by rename
         record = {"dataset_revision": f"hs-data:{task_data_digest(r.task.dataset)}", "task_name": name[0],
                   "mteb_version": None, "scores": {split_name(r): [{"hf_subset": name[1], "languages": ["eng-Latn"],
                                                                 **mteb_scores(r)}]},
                   "evaluation_time": r.seconds, "kg_co2_emissions": None}
         path = folder / f"{name[0]}.json"
-        path.write_text(json.dumps(record, indent=2))
+        write_bytes(path, json.dumps(record, indent=2).encode())
         written.append(path)
     return written, sorted(set(skipped))

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from hsstore.errors import HsError
+from hsstore.format.atomic import replace_file
 
 from ..recipes.recipe import AXES, Recipe
 from .result import Result
@@ -77,5 +78,6 @@ def plot(results: list[Result], path: Path) -> None:
     n_tasks = len(columns) - (len(columns) > 1)
     ax.set_title(f"main scores of {len(recipes)} recipes on {n_tasks} task(s)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    # whole, by rename: a full disk leaves an earlier figure as it was
+    replace_file(Path(path), lambda tmp: fig.savefig(tmp, format=Path(path).suffix[1:].lower() or "png", dpi=120))
     plt.close(fig)

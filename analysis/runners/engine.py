@@ -142,13 +142,16 @@ class Engine:
         t0 = time.perf_counter()
         with self._embed_lock:
             X = self.embed(task.id, recipe)
-        scores = self.evaluator(task)(X)
-        seconds = time.perf_counter() - t0
-        diag = {}
-        if diagnostics:
-            diag = self.evaluator(task).diagnostics(X)
-            with self._embed_lock:
-                diag |= self.pooler.unseen(self.store.corpus(task.id), recipe)
+        # a degenerate recipe's undefined score is refused below, in one line, not with numpy's warnings
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            scores = self.evaluator(task)(X)
+            _check_defined(scores, task, recipe, X)
+            seconds = time.perf_counter() - t0
+            diag = {}
+            if diagnostics:
+                diag = self.evaluator(task).diagnostics(X)
+                with self._embed_lock:
+                    diag |= self.pooler.unseen(self.store.corpus(task.id), recipe)
         return Result(recipe, task, scores, seconds, diag)
 
     def run(self, tasks: list[Task], recipes: list[Recipe], diagnostics: bool = False, progress: bool = True,
@@ -168,6 +171,26 @@ class Engine:
             return run_ordered(lambda item: self.evaluate(item[1], item[0], diagnostics), work, jobs,
                                done=bar.update, cost=lambda item: self.evaluator(item[1]).cost,
                                tasks=tasks)
+
+
+def _check_defined(scores: dict, task: Task, recipe: Recipe, X: np.ndarray) -> None:
+    """Refuse a score that is not a number (NaN, infinite): never a figure without a meaning."""
+    def undefined(values: dict, prefix: str = ""):
+        for k, v in values.items():
+            if isinstance(v, dict):
+                yield from undefined(v, f"{prefix}{k}.")
+            elif isinstance(v, (float, np.floating)) and not np.isfinite(v):
+                yield prefix + k
+
+    bad = sorted(undefined(scores))
+    if not bad:
+        return
+    same = len(X) > 1 and bool(np.all(X == X[:1]))
+    why = ("every sentence gets the same vector (layer 0's first token is the same embedding in every "
+           "sentence, for one)" if same else "its sentence vectors are degenerate (no variation, or NaN)")
+    what = "its main score" if "main_score" in bad else f"its {bad[0]}"
+    raise HsError(f"recipe {recipe} on {task.id}: {what} is undefined (NaN), as {why}; choose another recipe "
+                  f"(another layer or pooling)")
 
 
 def default_tasks(store: Store) -> list[Task]:
