@@ -20,12 +20,12 @@ def parse_layers(spec: str, n_layers: int) -> list[int]:
     if spec in named:
         return named[spec]
     out: list[int] = []
-    for a, b in _parts(spec):
-        a = a + n_layers + 1 if a < 0 and b is None else a
-        for x in (a, b):  # each end checked before a range is expanded (0-9999999 is one line, not millions)
+    for given, b in _parts(spec):
+        a = given + n_layers + 1 if given < 0 and b is None else given
+        for x, shown in ((a, given), (b, b)):  # each end checked before a range is expanded (0-9999999: one line)
             if x is not None and not 0 <= x <= n_layers:
-                raise HsError(f"layer(s) {x} in {_shown(spec)} do not exist: the model has layers 0..{n_layers} "
-                              f"(0 = embedding output)")
+                raise HsError(f"layer(s) {shown} in {_shown(spec)} do not exist: the model has layers 0..{n_layers} "
+                              f"(0 = embedding output; -1 = the last)")
         out += range(a, b + 1) if b is not None else [a]
     return list(dict.fromkeys(out))
 

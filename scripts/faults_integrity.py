@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,10 +47,11 @@ def _keeping_mtime(path: Path, write) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def rewrite(path: Path) -> None:
-    """Change a chunk's data and write the CRC-32C of the new data: a valid chunk, not the one written."""
+def rewrite(path: Path, at: float = 0.5) -> None:
+    """Change a byte of a chunk's data (``at``: where, as a share of its length) and write the CRC-32C
+    of the new data: a valid chunk, not the one written."""
     raw = bytearray(path.read_bytes()[:-4])
-    raw[len(raw) // 2] ^= 0x10
+    raw[int(len(raw) * at)] ^= 0x10
     _keeping_mtime(path, lambda: path.write_bytes(bytes(raw) + _crc32c(bytes(raw)).to_bytes(4, "little")))
 
 
@@ -157,6 +159,13 @@ class Integrity:
         return run_in_process("eval", str(store), *self.eval_args, *extra,
                               env={"HS_CACHE": str(self.work / "cache" / cache)})
 
+    def short(self, text: str) -> str:
+        """An error line for the table: the drill's temporary paths named STORE, FILE or WORK."""
+        text = text.strip().splitlines()[-1] if text.strip() else ""
+        text = re.sub(re.escape(str(self.work)) + r"/(case-\d+|rich|running|breaks-\w+)", "STORE", text)
+        text = re.sub(re.escape(str(self.work)) + r"/[\w.-]+\.(json|txt)", "FILE", text)
+        return text.replace(str(self.drill.work), "WORK").removeprefix("hs: error: ")[:110]
+
     def judge(self, case: str, proc, verify_store: Path | None = None, figures: str | None = None) -> None:
         """An eval's outcome; with ``verify_store``, `hs verify --deep` must also report the damage."""
         if proc.returncode == 0:
@@ -164,7 +173,7 @@ class Integrity:
             outcome, detail = (IDENTICAL, "figures as before") if same else (WRONG, "other figures with exit status 0")
         else:
             ok = clean_error(proc) and proc.returncode in (1, 2)
-            outcome, detail = (CLEAN, proc.stderr.strip().splitlines()[-1][:90]) if ok else (WRONG, proc.stderr[-200:])
+            outcome, detail = (CLEAN, self.short(proc.stderr)) if ok else (WRONG, proc.stderr[-200:])
         if verify_store is not None:
             check = run_in_process("verify", str(verify_store), "--deep")
             if check.returncode != 1 or "Traceback" in check.stderr + check.stdout:
@@ -200,7 +209,10 @@ class Integrity:
             "statics: rewritten with a new checksum": lambda s: rewrite(chunk(s, "statics/input_embeddings")),
             "statics: chunk missing": lambda s: chunk(s, "statics/input_embeddings").unlink(),
             "statics: one flipped bit": lambda s: flip(chunk(s, "statics/input_embeddings")),
-            "hidden_crc32c: rewritten with a new checksum": lambda s: rewrite(chunk(s, f"corpora/{CORPUS}/hidden_crc32c")),
+            "hidden_crc32c: its padding rewritten with a new checksum": lambda s: rewrite(
+                chunk(s, f"corpora/{CORPUS}/hidden_crc32c")),
+            "hidden_crc32c: an entry rewritten with a new checksum": lambda s: rewrite(
+                chunk(s, f"corpora/{CORPUS}/hidden_crc32c"), at=0.0),
         }
         for name, damage in cases.items():
             for warm in (False, True):
@@ -259,7 +271,7 @@ class Integrity:
             rerun = run_in_process(*drill.dump_args, "--shard", "2/2", "--out", str(store))
             again = run_in_process("merge", str(store))
             same = rerun.returncode == 0 and again.returncode == 0 and snapshot(store) == drill.clean_files
-            self.record(case, CLEAN if same else WRONG, proc.stderr.strip().splitlines()[-1][:90] if same else
+            self.record(case, CLEAN if same else WRONG, self.short(proc.stderr) if same else
                         "the shard rerun and merge did not end identical")
             shutil.rmtree(store)
 
@@ -275,7 +287,7 @@ class Integrity:
         _, err = proc.communicate(timeout=600)
         same = proc.returncode == 0 and snapshot(store) == self.drill.clean_files
         ok = clean_error(check) and "being written" in check.stderr and same
-        self.record(case, CLEAN if ok else WRONG, (check.stderr.strip().splitlines() or [""])[-1][:90] if ok
+        self.record(case, CLEAN if ok else WRONG, self.short(check.stderr) if ok
                     else f"verify exit {check.returncode}, dump exit {proc.returncode}: {err[-80:]}")
         shutil.rmtree(store)
 
@@ -288,7 +300,7 @@ class Integrity:
             proc = run_hs("eval", str(store), *self.eval_args, env={"HS_CACHE": str(self.work / "cache" / "noise")})
             quiet = clean_error(proc) and "Task was destroyed" not in proc.stderr
             self.record(f"checksum error in a new process #{i + 1}: one line", CLEAN if quiet else WRONG,
-                        proc.stderr.strip().splitlines()[-1][:90] if quiet else proc.stderr[-200:])
+                        self.short(proc.stderr) if quiet else proc.stderr[-200:])
         ready = self.work / "shards"
         for i in range(2):
             target = self.copy(ready)
@@ -367,7 +379,7 @@ class Integrity:
         now = {k: v for k, v in snapshot(mnt).items() if k != "filler"}
         kept = now == {k: v for k, v in before.items() if k != "filler"}
         ok = proc.returncode == 1 and clean_error(proc) and kept
-        self.record(case, CLEAN if ok else WRONG, proc.stderr.strip().splitlines()[-1][:90] if ok else
+        self.record(case, CLEAN if ok else WRONG, self.short(proc.stderr) if ok else
                     f"exit {proc.returncode}; earlier files {'kept' if kept else 'changed or litter left'}")
 
     # -- 5. a corpus file read with another idea of a line than the user's
@@ -446,7 +458,7 @@ class Integrity:
             proc = run_in_process(*args)
             line = (proc.stderr.strip().splitlines() or [""])[-1]
             ok = clean_error(proc) and proc.returncode in (1, 2) and len(line) < 400
-            self.record(f"bad input: {name}", CLEAN if ok else WRONG, line[:90] if ok else
+            self.record(f"bad input: {name}", CLEAN if ok else WRONG, self.short(line) if ok else
                         f"exit {proc.returncode}: {(proc.stderr or proc.stdout)[-160:]}")
         if snapshot(store) != before or (self.work / "never").exists():
             self.record("bad input: data left as they were", WRONG, "a refused command changed a store")
@@ -519,7 +531,7 @@ class Integrity:
                 proc = run_in_process("dump", "--model", str(other), "--out", str(store), *extra)
                 ok = proc.returncode == 2 and clean_error(proc) and snapshot(store) == before
                 self.record(f"{what} refused ({label})", CLEAN if ok else WRONG,
-                            proc.stderr.strip().splitlines()[-1][:90] if ok else proc.stderr[-150:])
+                            self.short(proc.stderr) if ok else proc.stderr[-150:])
                 shutil.rmtree(store)
             for p in (here, there):
                 shutil.rmtree(p)

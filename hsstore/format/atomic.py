@@ -47,6 +47,11 @@ def replace_file(path: Path, write: Callable[[Path], None]) -> None:
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc  # the file asked for, not the temporary one
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
