@@ -58,7 +58,7 @@ def store_identity(model: dict, settings: dict) -> str:
 
 
 def plan_fingerprint(identity: str, texts: list[str], offsets, token_ids, token_kind, batch_ends,
-                     position_ids=None, attention_shape=None) -> str:
+                     position_ids=None, attention_shape=None, task_lines=None) -> str:
     """A corpus's ``fingerprint``: its plan's arrays and texts under the store identity."""
     h = hashlib.sha256(identity.encode())
     for arr in (offsets, token_ids, token_kind, batch_ends):
@@ -68,6 +68,8 @@ def plan_fingerprint(identity: str, texts: list[str], offsets, token_ids, token_
         h.update(b"position_ids" + np.ascontiguousarray(position_ids).tobytes())
     if attention_shape is not None:  # eager attention, and one more array
         h.update(f"attention_diagonal{tuple(attention_shape)}".encode())
+    if task_lines is not None:  # the task's definition: a changed task file is another corpus
+        h.update(b"task\0" + "\n".join(task_lines).encode("utf-8"))
     return h.hexdigest()[:32]
 
 

@@ -28,11 +28,14 @@ MANIFEST_ROWS = 256  # hidden_crc32c rows per chunk file: a commit rewrites at m
 # An offsets array has one entry more than its items, so its dimension is the items' edges.
 DIMENSIONS = {"hidden": ("layer", "token", "feature"), "hidden_crc32c": ("hidden_chunk", "layer"),
               "layer": ("layer",), "token_ids": ("token",), "token_kind": ("token",), "offsets": ("sentence_edge",),
-              "sentence_length": ("sentence",), "batch_ends": ("batch",), "position_ids": ("token",)}
-STRING_DIMENSIONS = {"text": ("text_byte", "sentence_edge"), "vocab": ("vocab_byte", "vocab_edge")}
+              "sentence_length": ("sentence",), "batch_ends": ("batch",), "position_ids": ("token",),
+              "input_embeddings": ("vocab", "feature")}  # statics/: older stores lack these names there
+STRING_DIMENSIONS = {"text": ("text_byte", "sentence_edge"), "vocab": ("vocab_byte", "vocab_edge"),
+                     "task": ("task_byte", "task_line_edge")}  # a user's task definition, one JSON line a row
 
 # The data type of each array of a corpus: the writer writes these, a reader refuses any other.
-ARRAY_DTYPES = {"text/bytes": np.uint8, "text/offsets": np.int64, "offsets": np.int64, "token_ids": np.int32,
+ARRAY_DTYPES = {"text/bytes": np.uint8, "text/offsets": np.int64, "task/bytes": np.uint8, "task/offsets": np.int64,
+                "offsets": np.int64, "token_ids": np.int32,
                 "token_kind": np.uint8, "batch_ends": np.int64, "position_ids": np.int32, "layer": np.int32,
                 "sentence_length": np.int32, "hidden_crc32c": np.uint32, "attention_diagonal": np.float16,
                 "attention_diagonal_crc32c": np.uint32}

@@ -86,6 +86,13 @@ def _open_root(path: Path) -> _Node:
     return _Node(group, "zarr")
 
 
+def _layer_text(layers: list[int]) -> str:
+    """``0-6`` for a run of layers, else ``0,3,6``."""
+    if len(layers) > 2 and layers == list(range(layers[0], layers[-1] + 1)):
+        return f"{layers[0]}-{layers[-1]}"
+    return ",".join(map(str, layers))
+
+
 def checked_read(array, selection, where: str):
     """``array[selection]`` as numpy (an HDF5 export's dataset, which h5py checks), with a checksum
     failure or an unreadable file as a one-line error. Zarr stores are read by ``read_rows``."""
@@ -120,7 +127,7 @@ class Store:
     def __init__(self, path: Path):
         self.path = path = storage.location(path)
         if not path.exists():
-            raise HsError(f"no store at {path}; create one with `hs dump --out {path}`")
+            raise StoreError(f"no store at {path}; create one with `hs dump --out {path}`")
         self._root = _open_root(path)
         attrs = self._root.attrs
         if attrs.get("format") != FORMAT_NAME:
@@ -133,6 +140,11 @@ class Store:
         self.format_version = version
         self._check_root()
         self._opened: dict[str, Corpus] = {}
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (f"<hs Store {self.path}: {self.model['name']}, layers {_layer_text(self.layers)} in {s['dtype']}, "
+                f"hidden {self.hidden_size}; corpora {', '.join(self.corpora) or 'none complete'}>")
 
     def _check_root(self) -> None:
         """The root's metadata describes one model and one set of settings, as hs wrote them."""
@@ -275,7 +287,7 @@ class Store:
         if name in self._opened:
             return self._opened[name]
         if name not in self.all_corpora:
-            raise HsError(f"store {self.path} has no corpus {name!r} (it has: {', '.join(self.all_corpora) or 'none'}); "
+            raise StoreError(f"store {self.path} has no corpus {name!r} (it has: {', '.join(self.all_corpora) or 'none'}); "
                           f"add it with `hs dump --model {self.model['name']} --task {name} --out {self.path}`")
         try:
             corpus = Corpus(self, name, self._corpora_node.child(name))
@@ -284,13 +296,13 @@ class Store:
             raise StoreError(f"corpus {name!r} of {self.path} has unreadable metadata; "
                              f"run `hs verify {self.path}`") from None
         if not corpus.set_up:
-            raise HsError(f"corpus {name!r} in {self.path} was cut off while being set up; rerun the `hs dump` "
+            raise StoreError(f"corpus {name!r} in {self.path} was cut off while being set up; rerun the `hs dump` "
                           f"command that made it (it starts the corpus over)")
         corpus.check_attrs()
         if corpus.complete:  # only finished corpora are immutable, so only they are kept
             self._opened[name] = corpus
         if not corpus.complete and not allow_incomplete:
-            raise HsError(f"corpus {name!r} in {self.path} is incomplete ({corpus.committed_sentences}/"
+            raise StoreError(f"corpus {name!r} in {self.path} is incomplete ({corpus.committed_sentences}/"
                           f"{corpus.n_sentences} sentences); rerun the same `hs dump` command to finish it")
         return corpus
 
@@ -320,6 +332,7 @@ class _Plan(NamedTuple):
     offsets: np.ndarray
     token_ids: np.ndarray
     token_kinds: np.ndarray
+    task_lines: list[str] | None  # a user's task definition (hsstore/tasks/usertask.py), else None
 
 
 # arrays of a corpus chunked along tokens after one index of their first axis (a layer, an attention layer)
@@ -340,6 +353,11 @@ class Corpus:
         self.dir = store.path / "corpora" / name
         self._files: dict[str, dict] = {}
         self._layouts: dict[str, Layout | None] = {}
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else f"incomplete ({self.committed_sentences} sentences committed)"
+        return (f"<hs Corpus {self.name!r} of {self.store.path}: {self.n_sentences} sentences, {self.n_tokens} tokens, "
+                f"{state}; texts in stored order (by token count)>")
 
     def raw(self, *parts: str):
         """A backend array of this corpus by path, e.g. ``raw("text", "offsets")`` or ``raw("hidden")``."""
@@ -499,17 +517,25 @@ class Corpus:
         positions = self.small("position_ids") if self.has("position_ids") else None
         attention = ((len(self.attrs["attention_layers"]), int(self.attrs["attention_heads"]))
                      if "attention_layers" in self.attrs else None)
-        if plan_fingerprint(self.store.identity, texts, offsets, ids, kinds, ends, positions, attention) != \
+        task = _decode(self.small("task", "bytes"), self.small("task", "offsets"), self._where("task")) \
+            if self.has("task") else None
+        if plan_fingerprint(self.store.identity, texts, offsets, ids, kinds, ends, positions, attention, task) != \
                 self.fingerprint:
             raise StoreError(f"corpus {self.name!r} of {self.store.path}: its texts, token ids, kinds, offsets or "
                              f"batches are not the ones it was dumped with (its fingerprint does not match); run "
                              f"`hs verify` on the store, then rerun the `hs dump` command that made it (it rewrites "
                              f"them)")
-        return _Plan(texts, offsets, np.asarray(ids, dtype=np.int32), np.asarray(kinds, dtype=np.uint8))
+        return _Plan(texts, offsets, np.asarray(ids, dtype=np.int32), np.asarray(kinds, dtype=np.uint8), task)
 
     @property
     def texts(self) -> list[str]:
         return self._plan.texts
+
+    def task_lines(self) -> list[str] | None:
+        """The task definition stored with the corpus of a user's task (JSON lines,
+        hsstore/tasks/usertask.py), every chunk checked (and against the fingerprint); None for other
+        corpora."""
+        return self._plan.task_lines
 
     @property
     def offsets(self) -> np.ndarray:

@@ -18,6 +18,7 @@ from hsstore.format import storage
 from hsstore.format.atomic import read_group_attrs, write_group_attrs
 from hsstore.format.chunks import chunk_nbytes, expected_keys, list_files, small_array_crcs, trailer
 from hsstore.format.digests import with_digest
+from hsstore.format.layout import DIMENSIONS
 
 GROUP = "statics"
 INPUT = "input_embeddings"
@@ -53,7 +54,8 @@ def write_input_embeddings(root, model, path, identity: str) -> bool:
         return False
     matrix = np.ascontiguousarray(model.get_input_embeddings().weight.detach().float().cpu().numpy(), dtype=np.float32)
     rows = max(1, min(len(matrix), (4 << 20) // (matrix.shape[1] * 4)))
-    group.create_array(INPUT, data=matrix, chunks=(rows, matrix.shape[1]), compressors=[Crc32cCodec()], overwrite=True)
+    group.create_array(INPUT, data=matrix, chunks=(rows, matrix.shape[1]), compressors=[Crc32cCodec()], overwrite=True,
+                       dimension_names=DIMENSIONS[INPUT])
     attrs = with_digest({COMPLETE: True, MANIFEST: small_array_crcs(matrix, rows), "identity": identity})
     write_group_attrs(storage.location(path) / GROUP, attrs, "input-embeddings-written")
     return True
@@ -69,3 +71,4 @@ def export_hdf5(store, h5) -> None:
     group = h5.create_group(GROUP)
     group.create_dataset(INPUT, data=matrix, fletcher32=True)
     group.attrs["json"] = json.dumps(store.statics_attrs)
+    group.attrs[COMPLETE] = True

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hsstore.errors import HsError
+from hsstore.errors import HsError, StoreError
 from hsstore.format import storage
 from hsstore.format.atomic import read_group_attrs, remove_temp_files, write_group_attrs
 from hsstore.format.chunks import chunk_key, chunk_nbytes, crc32c, expected_keys, file_crc, list_files
@@ -297,7 +297,7 @@ def _check_store(report: Report, store: Store, corpus: str | None, deep: bool, r
     names = store.all_corpora
     if corpus is not None:
         if corpus not in names:
-            raise HsError(f"store {path} has no corpus {corpus!r} (it has: {', '.join(names) or 'none'})")
+            raise StoreError(f"store {path} has no corpus {corpus!r} (it has: {', '.join(names) or 'none'})")
         names = [corpus]
     for name in names:
         _corpus(report, store, name, deep, repair)

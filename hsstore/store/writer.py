@@ -57,6 +57,7 @@ class CorpusPlan:
     source: dict
     position_ids: np.ndarray | None = None      # int32 (T): set only where the dump passes its own (templates.py)
     attention_shape: tuple[int, int] | None = None  # (layers, heads) if attention diagonals are stored (attention.py)
+    task_lines: list[str] | None = None  # a user's task definition (hsstore/tasks/usertask.py), stored as ``task``
 
     @property
     def n_sentences(self) -> int:
@@ -68,7 +69,7 @@ class CorpusPlan:
 
     def fingerprint(self, identity: str) -> str:
         return plan_fingerprint(identity, self.texts, self.offsets, self.token_ids, self.token_kind, self.batch_ends,
-                                self.position_ids, self.attention_shape)
+                                self.position_ids, self.attention_shape, self.task_lines)
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}(~[A-Za-z0-9][A-Za-z0-9._+-]{0,60}){0,2}")
@@ -254,8 +255,8 @@ class StoreWriter:
             storage.remove_tree(gdir)
             return "new"
         if attrs["fingerprint"] != fingerprint:
-            raise HsError(f"corpus {name!r} in {self.path} was dumped from other texts or settings; "
-                          f"pick another name (--corpus-name) or another --out")
+            raise HsError(f"corpus {name!r} in {self.path} was dumped from other texts, settings or task definition; "
+                          f"pick another name (--corpus-name, --task-name) or another --out")
         if not attrs.get("complete"):
             return "resume"
         damage = self._damage(plan) if plan is not None else None
@@ -338,12 +339,14 @@ def plan_arrays(plan: CorpusPlan, layers: list[int]) -> dict[str, np.ndarray]:
               "token_kind": plan.token_kind, "batch_ends": plan.batch_ends}
     if plan.position_ids is not None:
         arrays["position_ids"] = plan.position_ids
+    if plan.task_lines is not None:  # a user's task definition, one JSON line a row
+        arrays["task/bytes"], arrays["task/offsets"] = encode_strings(plan.task_lines)
     arrays.update(layer=np.asarray(layers), sentence_length=np.diff(plan.offsets))
     return {name: np.asarray(data, dtype=ARRAY_DTYPES[name]) for name, data in arrays.items()}
 
 
 def _write_array(g, name: str, data: np.ndarray) -> list[int]:
-    """One plan array (``text/...`` in the corpus's text group); returns its manifest entry."""
+    """One plan array (``text/...``, ``task/...`` in their groups); returns its manifest entry."""
     group, _, leaf = name.rpartition("/")
     if group:
         dims = STRING_DIMENSIONS[group][0 if leaf == "bytes" else 1]
