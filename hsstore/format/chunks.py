@@ -218,27 +218,82 @@ def read_rows(directory: Path, layout: Layout, lead: tuple[int, ...], start: int
     if stop <= start:
         return out
     cols = range(start // rows, (stop - 1) // rows + 1)
-    keys = [layout.key(lead, col) for col in cols]
-    count = rows * int(np.prod(tail, dtype=np.int64))
-    for col, key, raw in zip(cols, keys, storage.read_many([directory / k for k in keys])):
-        if raw is None:
-            raise StoreError(f"{layout.where}: chunk {key} is missing (a partial copy?); {COPY_AGAIN}")
-        if len(raw) != layout.nbytes:
-            raise StoreError(f"{layout.where}: chunk {key} has {len(raw)} bytes, not {layout.nbytes} (truncated?); "
-                             f"{COPY_AGAIN}")
-        crc = _data_crc(raw)
-        if crc != int.from_bytes(raw[-4:], "little"):
-            raise StoreError(f"{layout.where} has a corrupt chunk ({key}: checksum mismatch): its bytes changed "
-                             f"after it was written; {REPAIR_HINT}")
-        want = crc_of(col) if crc_of is not None else None
-        if want is not None and int(want) != crc:
-            raise StoreError(f"{layout.where}: chunk {key} is not the chunk hs wrote there (its CRC-32C is not the "
-                             f"manifest's: a chunk from elsewhere, or rewritten with a new checksum); {REPAIR_HINT}")
+    if storage.is_remote(directory) or not layout.dtype.isnative:
+        keys = [layout.key(lead, col) for col in cols]
+        for col, key, raw in zip(cols, keys, storage.read_many([directory / k for k in keys])):
+            block = np.frombuffer(_checked(raw, layout, key, crc_of, col), dtype=layout.dtype)
+            _place(out, block.reshape(rows, *tail), start, stop, col, rows)
+        return out
+
+    def one(col: int) -> None:
+        # a chunk inside [start, stop) is read straight into its rows of ``out``: no copy but the read
+        key = layout.key(lead, col)
         a, b = max(start, col * rows), min(stop, (col + 1) * rows)
-        block = np.frombuffer(raw, dtype=layout.dtype, count=count).reshape(rows, *tail)
-        out[a - start:b - start] = block[a - col * rows:b - col * rows]
+        whole = b - a == rows
+        block = out[a - start:b - start] if whole else np.empty((rows, *tail), dtype=out.dtype)
+        data = block.reshape(-1).view(np.uint8)
+        _checked(_read_into(directory / key, data, layout.nbytes), layout, key, crc_of, col, data)
+        if not whole:
+            _place(out, block, start, stop, col, rows)
+
+    threads = min(len(cols), read_threads())
+    if threads <= 1:
+        for col in cols:
+            one(col)
+    else:  # file reads and CRC-32C release the GIL: a layer reads at about the rate of the cores
+        for _ in _read_pool(threads).map(one, cols):
+            pass
     return out
 
+
+def _read_into(path: Path, data: np.ndarray, nbytes: int):
+    """Read a local chunk file's data into ``data`` (its length: the file's less the trailer); returns
+    the 4-byte trailer, None for a missing file, or the file's size (an int) if it is not ``nbytes``."""
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path} ({exc.strerror}); check the store's permissions") from None
+    with fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size != nbytes or size != data.nbytes + 4:
+            return size
+        if fh.readinto(memoryview(data)) != data.nbytes:
+            return os.fstat(fh.fileno()).st_size  # shrank while read
+        return fh.read(4)
+
+
+def _checked(raw, layout: Layout, key: str, crc_of, col: int, data=None):
+    """``raw`` (a chunk file's bytes; or, with ``data``, its trailer as ``_read_into`` returns it)
+    checked for presence, size, its own CRC-32C and the manifest's; returns the chunk's bytes."""
+    if raw is None:
+        raise StoreError(f"{layout.where}: chunk {key} is missing (a partial copy?); {COPY_AGAIN}")
+    got = raw if isinstance(raw, int) else len(raw) + (0 if data is None else data.nbytes)
+    if got != layout.nbytes:
+        raise StoreError(f"{layout.where}: chunk {key} has {got} bytes, not {layout.nbytes} (truncated?); "
+                         f"{COPY_AGAIN}")
+    crc, stored = (_data_crc(raw), raw[-4:]) if data is None else (crc32c(data), raw)
+    if crc != int.from_bytes(stored, "little"):
+        raise StoreError(f"{layout.where} has a corrupt chunk ({key}: checksum mismatch): its bytes changed "
+                         f"after it was written; {REPAIR_HINT}")
+    want = crc_of(col) if crc_of is not None else None
+    if want is not None and int(want) != crc:
+        raise StoreError(f"{layout.where}: chunk {key} is not the chunk hs wrote there (its CRC-32C is not the "
+                         f"manifest's: a chunk from elsewhere, or rewritten with a new checksum); {REPAIR_HINT}")
+    return raw if data is None else data
+
+
+def _place(out: np.ndarray, block: np.ndarray, start: int, stop: int, col: int, rows: int) -> None:
+    """The rows of chunk ``col`` (``block``, all its rows) that fall in ``[start, stop)``, into ``out``."""
+    a, b = max(start, col * rows), min(stop, (col + 1) * rows)
+    out[a - start:b - start] = block[a - col * rows:b - col * rows]
+
+
+def read_threads() -> int:
+    """Threads that read one array's chunk files: ``$HS_READ_THREADS``, else the CPUs, at most 8."""
+    env = os.environ.get("HS_READ_THREADS")
+    return max(1, int(env)) if env and env.isdigit() else max(1, min(8, os.cpu_count() or 1))
 
 
 def write_chunk(path: Path, raw) -> int:
@@ -292,10 +347,15 @@ def write_threads() -> int:
     return max(1, int(env)) if env and env.isdigit() else max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[tuple[str, int], ThreadPoolExecutor] = {}
 
 
-def _pool(threads: int) -> ThreadPoolExecutor:
-    if threads not in _POOLS:
-        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="hs-chunk-writer")
-    return _POOLS[threads]
+def _pool(threads: int, role: str = "writer") -> ThreadPoolExecutor:
+    # readers and writers in pools of their own: a read inside a write's task never waits on its own pool
+    if (role, threads) not in _POOLS:
+        _POOLS[role, threads] = ThreadPoolExecutor(threads, thread_name_prefix=f"hs-chunk-{role}")
+    return _POOLS[role, threads]
+
+
+def _read_pool(threads: int) -> ThreadPoolExecutor:
+    return _pool(threads, "reader")
