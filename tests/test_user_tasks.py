@@ -249,7 +249,7 @@ def test_a_changed_task_file_is_never_the_old_task(user_store, tmp_path, tiny_mo
                                  "-q"])
     assert refused.exit_code == 2 and "other texts, settings or task definition" in refused.output
     again = runner.invoke(hs, ["dump", "--model", str(tiny_model), "--task-file", str(files / "mypairs.tsv"),
-                               "--out", str(out)])  # not -q: it silences the line that says the corpus is skipped
+                               "--out", str(out)])  # without -q: its 'already in' line is informational
     assert again.exit_code == 0 and "already in" in again.output  # the same file: nothing to do
     renamed = runner.invoke(hs, ["dump", "--model", str(tiny_model), "--task-file", str(changed), "--task-name",
                                  "mypairs2", "--out", str(out), "-q"])
