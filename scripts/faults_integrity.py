@@ -442,7 +442,7 @@ class Integrity:
             "eval --json under a missing folder": ["eval", str(store), "-t", CORPUS, "-q", "--json",
                                                   str(self.work / "no" / "such" / "x.json")],
             "eval --json onto a folder": ["eval", str(store), "-t", CORPUS, "-q", "--json", str(self.work)],
-            "show a negative sentence index": ["show", str(store), CORPUS, "--", "-1"],
+            "show a sentence index below -n": ["show", str(store), CORPUS, "--", "-99999"],  # -1 is the last
             "show a huge sentence index": ["show", str(store), CORPUS, "99999999999"],
             "report: versions a list": ["report", results("versions", versions=[1]), "--out", str(self.work / "r")],
             "report: hs_task a list": ["report", results("task", hs_task=["sts17"]), "--out", str(self.work / "r")],
