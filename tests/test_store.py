@@ -155,17 +155,25 @@ def test_direct_chunk_files_equal_zarr_encoding(tmp_path):
     assert len(trees["zarr"]) == 12 and trees["zarr"] == trees["direct"]
 
 
-@pytest.mark.parametrize("threads", ["1", "3"])
+@pytest.mark.parametrize("threads", ["1", "3", "object storage"])
 def test_read_rows_equals_zarr_and_checks_every_chunk(tmp_path, monkeypatch, threads):
     """hs's own chunk reader gives zarr's values for any row range (chunks read whole into place, the
-    edges of a range copied), on one thread or several, and names a foreign or damaged chunk."""
+    edges of a range copied), on one thread or several or as object storage's whole files, and names a
+    foreign or damaged chunk."""
+    import types
+
     import zarr
     from zarr.codecs import Crc32cCodec
 
     from hsstore.errors import StoreError
+    from hsstore.format import chunks, storage
     from hsstore.format.chunks import Layout, crc32c, read_rows
 
-    monkeypatch.setenv("HS_READ_THREADS", threads)
+    if threads == "object storage":  # the path that gets each chunk file's bytes whole (storage.read_many)
+        monkeypatch.setattr(chunks, "storage", types.SimpleNamespace(is_remote=lambda p: True,
+                                                                     read_many=storage.read_many))
+    else:
+        monkeypatch.setenv("HS_READ_THREADS", threads)
     data = np.random.default_rng(1).standard_normal((2, 1000, 8)).astype(np.float16)
     arr = zarr.open_group(str(tmp_path), mode="w").create_array("h", shape=data.shape, dtype=np.float16,
                                                                   chunks=(1, 256, 8), compressors=[Crc32cCodec()])

@@ -220,8 +220,9 @@ def read_rows(directory: Path, layout: Layout, lead: tuple[int, ...], start: int
     cols = range(start // rows, (stop - 1) // rows + 1)
     if storage.is_remote(directory) or not layout.dtype.isnative:
         keys = [layout.key(lead, col) for col in cols]
+        count = rows * int(np.prod(tail, dtype=np.int64))  # the chunk's values, less its trailer
         for col, key, raw in zip(cols, keys, storage.read_many([directory / k for k in keys])):
-            block = np.frombuffer(_checked(raw, layout, key, crc_of, col), dtype=layout.dtype)
+            block = np.frombuffer(_checked(raw, layout, key, crc_of, col), dtype=layout.dtype, count=count)
             _place(out, block.reshape(rows, *tail), start, stop, col, rows)
         return out
 
