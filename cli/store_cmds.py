@@ -143,8 +143,7 @@ def verify(store, corpus_name, deep, repair):
     Examples:
       hs verify runs/minilm
       hs verify runs/minilm --corpus stsb --deep
-      hs verify runs/minilm --deep --repair; hs dump ...   # the way back from damage: the same
-                                                          # hs dump command recomputes what is marked
+      hs verify runs/minilm --deep --repair   # marks damage; the same hs dump command recomputes it
     """
     from hsstore.store.verify import verify as run_verify  # zarr: only when checking
 
