@@ -8,8 +8,8 @@ so a chunk's expected size is fixed and its checksum is the file's last four byt
 
 hs reads chunk files itself (``read_rows``), not through Zarr: each chunk's CRC-32C is computed as
 it is read and compared with the file's own and with the manifest's (the CRC-32C the chunk had when
-hs wrote it), so a chunk that is valid but not the one written there is an error too; and it is
-faster than Zarr's decode path (docs/performance.md).
+hs wrote it), so a chunk that is valid but not the one written there is an error too; and it reads
+a chunk straight into its place, on a few threads, where Zarr decodes then copies (docs/performance.md).
 """
 from __future__ import annotations
 
