@@ -5,11 +5,19 @@
 - the pooling kernel's float16 read rate against a memory copy of the same bytes (one thread and
   all threads) and against a straightforward numpy implementation, and the float16 decode choice
   (in-kernel table lookup vs ``astype(float32)`` first);
+- reading: every stored layer of the 7 STS corpora read whole (``Corpus.layer``: each chunk file
+  read, its CRC-32C computed and compared with its own and the manifest's);
 - a 200-recipe STS grid, from an empty cache;
 - the same recipes recomputed by running the model (a bare forward pass over the 7 STS corpora).
 
+``--against DIR`` measures reading, pooling and a cold recipe side by side with another revision's
+code (a ``git worktree add DIR REV``): the two run in turns, each in a fresh process with
+PYTHONPATH at its tree, and the JSON gives each figure's median for both and their ratio.
+
     bash scripts/demo.sh            # makes runs/minilm
     python benchmarks/eval.py runs/minilm --json benchmarks/results/eval-cpu-minilm.json
+    git worktree add /tmp/prev HEAD~1
+    python benchmarks/eval.py runs/minilm --against /tmp/prev --rounds 5 --json benchmarks/results/read-against.json
 """
 from __future__ import annotations
 
@@ -18,6 +26,8 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,6 +100,19 @@ def kernel_figures(store, layer: int, repeats: int) -> dict:
             "kernel_vs_copy_all_threads": ratio("copy_all_threads", "kernel"),
             "kernel_vs_copy_1thread": ratio("copy_1thread", "kernel"),
             "kernel_vs_numpy": ratio("numpy", "kernel"), "table_decode_vs_astype": ratio("kernel_astype", "kernel")}
+
+
+def read_figures(store_path, repeats: int) -> dict:
+    """Every stored layer of the 7 STS corpora, read whole, in a store opened anew each time."""
+    import hsstore
+
+    def read_all():
+        store = hsstore.open(store_path)
+        return sum(store.corpus(t).layer(layer).nbytes for t in STS for layer in store.layers)
+
+    nbytes = read_all()  # the files into the page cache: this times the reader, not the disk
+    t = timed(read_all, repeats)
+    return {"read_all_layers_s": t, "read_GBps": nbytes / t / 1e9, "bytes": nbytes}
 
 
 def recipe_figures(store_path, repeats: int) -> dict:
@@ -171,17 +194,31 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--layer", type=int, default=6)
     ap.add_argument("--skip-model", action="store_true", help="skip the (minute-long) forward pass")
+    ap.add_argument("--only", action="append", choices=["kernel", "read", "recipe", "grid", "model"],
+                    help="measure only these parts (repeatable)")
+    ap.add_argument("--against", type=Path, metavar="DIR",
+                    help="a checkout of another revision: reading, pooling and a cold recipe, side by side with it")
+    ap.add_argument("--rounds", type=int, default=5, help="with --against: turns of each revision (default 5)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.against:
+        return against(args)
+    parts = set(args.only or ["kernel", "read", "recipe", "grid"] + ([] if args.skip_model else ["model"]))
     cache = tempfile.mkdtemp(prefix="hs-bench-cache-")
     os.environ["HS_CACHE"] = cache  # an empty pooled-matrix cache, so cold means cold
     try:
         import hsstore
 
-        figures = {"kernel": kernel_figures(hsstore.open(args.store), args.layer, args.repeats)}
-        figures["recipe"] = recipe_figures(args.store, args.repeats)
-        figures["grid"] = grid_figures(args.store)
-        if not args.skip_model:
+        figures = {}
+        if "kernel" in parts:
+            figures["kernel"] = kernel_figures(hsstore.open(args.store), args.layer, args.repeats)
+        if "read" in parts:
+            figures["read"] = read_figures(args.store, args.repeats)
+        if "recipe" in parts:
+            figures["recipe"] = recipe_figures(args.store, args.repeats)
+        if "grid" in parts:
+            figures["grid"] = grid_figures(args.store)
+        if "model" in parts and "grid" in parts and "recipe" in parts:
             figures["model"] = model_figures(args.store)
             figures["model"]["model_over_eval_per_recipe"] = (figures["model"]["model_forward_7sts_s"]
                                                                / figures["grid"]["per_recipe_s"])
@@ -192,6 +229,47 @@ def main() -> None:
     print(json.dumps(figures, indent=1))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
+
+
+SIDE_BY_SIDE = {"read": ("read", "read_all_layers_s"), "pool (kernel GB/s)": ("kernel", "GBps", "kernel"),
+                "cold recipe": ("recipe", "cold_s"), "warm from the disk cache": ("recipe", "warm_disk_s")}
+
+
+def against(args) -> None:
+    """Reading, pooling and a cold recipe with this tree's code and with ``args.against``'s, in turns."""
+    here = Path(__file__).resolve().parents[1]
+    runs: dict[str, list[dict]] = {"this": [], "against": []}
+    for _ in range(args.rounds):
+        for label, root in (("against", args.against.resolve()), ("this", here)):
+            with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                env = {**os.environ, "PYTHONPATH": str(root)}
+                subprocess.run([sys.executable, __file__, args.store, "--only", "read", "--only", "kernel", "--only",
+                                "recipe", "--repeats", str(args.repeats), "--json", out.name],
+                               env=env, check=True, stdout=subprocess.DEVNULL)
+                runs[label].append(json.loads(Path(out.name).read_text()))
+
+    def pick(fig, path):
+        for key in path:
+            fig = fig[key]
+        return fig
+
+    result = {"store": args.store, "against": str(args.against), "rounds": args.rounds,
+              "revisions": {label: _revision(root) for label, root in (("this", here), ("against", args.against))}}
+    for name, path in SIDE_BY_SIDE.items():
+        this = statistics.median(pick(r, path) for r in runs["this"])
+        other = statistics.median(pick(r, path) for r in runs["against"])
+        result[name] = {"this": this, "against": other, "this_over_against": this / other}
+    result["runs"] = runs
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+def _revision(root: Path) -> str:
+    proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return proc.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
 
 
 if __name__ == "__main__":

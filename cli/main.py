@@ -5,6 +5,7 @@ does not load numpy's heavier users, zarr, numba or torch.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -30,17 +31,23 @@ class HsGroup(click.Group):
         try:
             return super().invoke(ctx)
         except HsError as exc:
-            click.echo(f"hs: error: {exc}", err=True)
-            sys.exit(exc.exit_status)
+            _stop(f"hs: error: {exc}", exc.exit_status)
         except BrokenPipeError:  # the reader went away (hs info | head -1): stop quietly, as Unix tools do
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush cannot fail
             sys.exit(0)
         except OSError as exc:
-            click.echo(f"hs: error: {os_error(exc)}", err=True)
-            sys.exit(1)
+            _stop(f"hs: error: {os_error(exc)}", 1)
         except KeyboardInterrupt:
-            click.echo("hs: interrupted; rerun the same command to resume", err=True)
-            sys.exit(130)
+            _stop("hs: interrupted; rerun the same command to resume", 130)
+
+
+def _stop(line: str, status: int) -> None:
+    """End on one line. Zarr runs its I/O as asyncio tasks on a thread of its own: a read or write cut
+    short by the error leaves some pending, and asyncio would log "Task was destroyed but it is
+    pending!" for each as the interpreter exits; they are this error's, so they are not shown."""
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
+    click.echo(line, err=True)
+    sys.exit(status)
 
 
 @click.group(cls=HsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

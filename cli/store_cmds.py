@@ -150,16 +150,21 @@ def export(store, out, corpora, quiet):
 @click.option("--corpus", "corpus_name", metavar="NAME", help="Check only this corpus.")
 @click.option("--deep", is_flag=True, help="Also read every chunk and compare its CRC-32C with the stored one "
                                             "and the manifest's (reads the whole store).")
-@click.option("--repair", is_flag=True, help="Remove the temporary files of killed runs (nothing else is changed).")
+@click.option("--repair", is_flag=True,
+              help="Take the writer's lock, remove the temporary files of killed runs, and mark what is damaged for "
+                   "the next hs dump to write again (a corpus's watermark moves back before its first damaged "
+                   "chunk); nothing is deleted.")
 def verify(store, corpus_name, deep, repair):
-    """Check a store: metadata, shapes, offsets, that every chunk file is there at full size, and
-    (--deep) every chunk's checksum against the manifest. Prints each problem as
-    `corpus NAME array ARRAY chunk KEY: what` and exits with status 1 if there is any.
+    """Check a store: metadata (digests, shapes, offsets, fingerprints), that every chunk file of
+    every array is there at full size, and (--deep) every chunk's checksum against the manifest.
+    Prints each problem as `corpus NAME array ARRAY chunk KEY: what` and exits with status 1 if
+    there is any.
 
     \b
     Examples:
       hs verify runs/minilm
       hs verify runs/minilm --corpus stsb --deep
+      hs verify runs/minilm --deep --repair   # marks damage; the same hs dump command recomputes it
     """
     from hsstore.store.verify import verify as run_verify  # zarr: only when checking
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,51 @@ def make_corpus(path: Path, n: int) -> Path:
 
     path.write_text("\n".join(get_task("wikitext2").texts()[:n]) + "\n")
     return path
+
+
+def as_older_format(store: Path, version: int, model: Path | None = None) -> Path:
+    """Turn a store into what an older hs wrote there: format 2 (no digests, no manifests of the statics
+    and the attention diagonals; with ``model``, the configuration hash of that hs, the model's path in
+    it, and the identity and fingerprints that follow from it), or format 1 (no manifests at all)."""
+    import json
+
+    import hsstore
+    from hsstore.format.atomic import read_group_attrs, write_group_attrs
+    from hsstore.format.digests import plan_fingerprint, store_identity
+
+    fresh = hsstore.open(store)
+    root = read_group_attrs(store)
+    if model is not None:
+        import transformers
+
+        from hsstore.dump.model import legacy_config_digest
+
+        config = transformers.AutoModel.from_pretrained(str(model)).config
+        root["model"]["config_sha256"] = legacy_config_digest(config, root["model"]["path"])
+        root["identity"] = store_identity(root["model"], root["settings"])
+    for name in fresh.all_corpora:
+        group = store / "corpora" / name
+        attrs = read_group_attrs(group)
+        attrs.pop("digest", None)
+        if model is not None and "fingerprint" in attrs:
+            c = fresh.corpus(name, allow_incomplete=True)
+            attention = ((len(attrs["attention_layers"]), attrs["attention_heads"]) if "attention_layers" in attrs
+                         else None)
+            attrs["fingerprint"] = plan_fingerprint(root["identity"], c.texts, c.offsets, c.all_token_ids,
+                                                    c.all_token_kinds, c.small("batch_ends"),
+                                                    c.small("position_ids") if c.has("position_ids") else None,
+                                                    attention)
+        if version == 1:
+            attrs.pop("manifest", None)
+            attrs.pop("hidden_chunks", None)
+            shutil.rmtree(group / "hidden_crc32c", ignore_errors=True)
+        shutil.rmtree(group / "attention_diagonal_crc32c", ignore_errors=True)
+        write_group_attrs(group, attrs, "test")
+    if (store / "statics" / "zarr.json").exists():
+        write_group_attrs(store / "statics", {"input_embeddings_complete": True}, "test")
+    root.pop("digest", None)
+    if version == 1:
+        root.pop("manifest", None)
+    root["format_version"] = version
+    write_group_attrs(store, json.loads(json.dumps(root)), "test")
+    return store

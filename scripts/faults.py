@@ -12,7 +12,14 @@ On a tiny random BERT (built here, no download) it runs:
   - the corruption matrix: a chunk of each array missing, truncated or with a flipped byte, read
     by `hs eval` with a cold and with a warm cache, and checked by `hs verify --deep`.
   - on object storage (a local S3 server, scripts/faults_object_storage.py): a SIGKILL after
-    metadata writes of a dump to s3://, the rerun, and a second writer refused by the lock.
+    metadata writes of a dump to s3://, the rerun, and a second writer refused by the lock;
+  - the integrity cases (scripts/faults_integrity.py), on a store holding every kind of array: chunks
+    that are valid but not the ones written there (cold and warm caches, modification times kept),
+    metadata edited into other valid JSON (format 3 and format 2 stores), a merge of a damaged shard,
+    `hs verify --repair` beside a running dump, errors in fresh processes and SIGINT during `hs merge`
+    (one line, no asyncio noise), a full disk under the kernel cache and under results files, corpus
+    files with odd line breaks, bad input, the way back from each damage (the same `hs dump`, after
+    `hs verify --deep --repair` where only it sees the damage), and a model moved to another folder.
 Each case's outcome is `identical` (same bytes or same figures as an undisturbed run), `clean error`
 (a one-line `hs: error:` and a non-zero exit status) or WRONG (anything else: a different number
 with exit status 0, a traceback, a resume that does not end identical). It prints a table and the
@@ -22,6 +29,7 @@ count of each outcome.
     python scripts/faults.py --kills 5 --quick
     python scripts/faults.py --only shards  # the sharded dump, merge and Dask cases
     python scripts/faults.py --only objects # the s3:// cases (moto server)
+    python scripts/faults.py --only integrity  # the integrity cases
 """
 from __future__ import annotations
 
@@ -38,12 +46,13 @@ from pathlib import Path
 
 from drill import (CLEAN, IDENTICAL, WRONG, Drill, clean_error, make_corpus, run_hs, run_in_process, snapshot,
                    start_hs)
+from faults_integrity import integrity
 from faults_object_storage import object_storage
 
 KILL_POINTS = ["store-created", "vocab-written", "store-committed", "plan-written", "corpus-created",
                "chunks-written", "manifest-written", "commit", "commit:3", "complete"]
 ARRAYS = ["hidden", "hidden_crc32c", "offsets", "token_ids", "token_kind", "batch_ends", "text/bytes",
-          "text/offsets", "vocab/bytes", "vocab/offsets"]
+          "text/offsets", "vocab/bytes", "vocab/offsets", "statics/input_embeddings"]
 DAMAGES = ["missing", "truncated", "flipped"]
 # a shard's own commits, and each step of hs merge (hsstore/shards.py)
 SHARD_KILL_POINTS = ["corpus-created", "chunks-written", "shard-commit", "shard-commit:3", "shard-done"]
@@ -235,7 +244,7 @@ class FaultDrill(Drill):
 
 def chunk_file(store: Path, array: str) -> Path:
     """The first chunk file of ``array`` (an array of corpus ``sts17``, or ``vocab/...``)."""
-    base = store / array if array.startswith("vocab/") else store / "corpora" / "sts17" / array
+    base = store / array if array.startswith(("vocab/", "statics/")) else store / "corpora" / "sts17" / array
     if array == "hidden":  # a chunk of the last layer, which the drill's recipe reads
         return sorted((base / "c").iterdir(), key=lambda p: int(p.name))[-1] / "0" / "0"
     return sorted(p for p in (base / "c").rglob("*") if p.is_file())[0]
@@ -261,8 +270,9 @@ def main() -> int:
     ap.add_argument("--shard-kills", type=int, default=4, help="random SIGKILLs of one shard of a 2-way dump "
                                                                     "(default 4)")
     ap.add_argument("--quick", action="store_true", help="three arrays in the corruption matrix, not all")
-    ap.add_argument("--only", choices=["dump", "shards", "objects"],
-                    help="only the plain dump's cases, the sharded dump's, merge's and Dask's, or those on s3://")
+    ap.add_argument("--only", choices=["dump", "shards", "objects", "integrity"],
+                    help="only the plain dump's cases, the sharded dump's, merge's and Dask's, those on s3://, or "
+                         "the integrity cases")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     from conftest import build_tiny_model
@@ -285,6 +295,8 @@ def main() -> int:
             drill.random_kills(args.kills, random.Random(args.seed))
         if args.only in (None, "objects"):
             object_storage(drill)  # the s3:// cases
+        if args.only in (None, "integrity"):
+            integrity(drill)
         return drill.summary()
     finally:
         shutil.rmtree(work, ignore_errors=True)

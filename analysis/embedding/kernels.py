@@ -12,6 +12,10 @@ import numpy as np
 from numba import get_num_threads, njit, prange, types
 from numba.extending import overload
 
+from .. import tolerate_kernel_cache_failures
+
+tolerate_kernel_cache_failures()  # a kernel cache that cannot be written only warns
+
 POOLINGS = ("mean", "max", "first", "last")
 
 HALF_TABLE = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)

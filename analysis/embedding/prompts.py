@@ -71,7 +71,9 @@ def empty_corpus(corpus):
 
 
 def denoise_rows(corpus, empty) -> np.ndarray:
-    """For each sentence of ``corpus``, the row of ``empty`` with the same sentence length."""
+    """For each sentence of ``corpus``, the row of ``empty`` with the same sentence length (the reader
+    checks the lengths against the rows' texts when it reads them)."""
+    empty.texts  # noqa: B018 - read, so checked, before the lengths are trusted
     lengths = list(empty.attrs["source"]["sentence_lengths"])
     index = {k: i for i, k in enumerate(lengths)}
     try:

@@ -28,6 +28,10 @@ from numba import njit
 
 from hsstore.errors import HsError
 
+from .. import tolerate_kernel_cache_failures
+
+tolerate_kernel_cache_failures()  # a kernel cache that cannot be written only warns
+
 GTOL = 1e-5  # largest gradient entry at the stop, in the preconditioned coordinates (~ distance to the optimum)
 MEMORY = 10  # L-BFGS correction pairs per problem
 

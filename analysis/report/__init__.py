@@ -8,9 +8,10 @@ tables.py and figures.py render them.
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
+
+from hsstore.format.atomic import replace_file
 
 from ..evaluation.registry import get_family
 from ..recipes.recipe import AXES
@@ -21,13 +22,6 @@ from .tables import (axis_section, best_table, diagnostics_table, effect_table, 
                      split_table, task_table)
 
 REPORT = "report.md"
-
-
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)``, then rename over ``path``: a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def _header(runs: list[Run], paths: list[Path]) -> list[str]:
@@ -98,7 +92,7 @@ def _section(runs: list[Run], out: Path, prefix: str, h: str, svg: bool) -> tupl
         if isinstance(result, Drawn):
             names = [f"{prefix}{stem}.{fmt}" for fmt in ("png", "svg") if fmt == "png" or svg]
             for name in names:
-                _atomic_write(out / name, lambda tmp, fig=result.figure, fmt=Path(name).suffix[1:]:
+                replace_file(out / name, lambda tmp, fig=result.figure, fmt=Path(name).suffix[1:]:
                               fig.savefig(tmp, format=fmt, dpi=110, bbox_inches="tight"))
                 written.append(out / name)
             plt.close(result.figure)
@@ -134,5 +128,5 @@ def write_report(paths: list[Path], out: Path, mixed_stores: bool = False, svg: 
         written += figs
     _remove_stale(out, written)
     report = out / REPORT
-    _atomic_write(report, lambda tmp: tmp.write_text("\n".join(text).rstrip() + "\n"))
+    replace_file(report, lambda tmp: tmp.write_text("\n".join(text).rstrip() + "\n"))
     return [report, *written]

@@ -91,6 +91,10 @@ def _run(path: Path, i: int, rec) -> Run:
     missing = [k for k in REQUIRED if k not in rec]
     if missing:
         raise _not_results(path, f"record {i} has no {', '.join(map(repr, missing))}")
+    bad = [k for k, kind in (("hs_task", str), ("recipe", str), ("versions", dict), ("diagnostics", dict))
+           if k in rec and rec[k] is not None and not isinstance(rec[k], kind)]
+    if bad:
+        raise _not_results(path, f"record {i}: {', '.join(map(repr, bad))} of the wrong type")
     task = rec["hs_task"]
     family, identity = _task(path, i, rec)
     store = rec["store"]

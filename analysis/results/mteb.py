@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hsstore.format.atomic import write_bytes
 from hsstore.published import hub_name
 from hsstore.tasks import MTEB_NAMES
 from hsstore.tasks.registry import data_digest as task_data_digest
@@ -97,12 +98,12 @@ def write_mteb_dir(results: list[Result], store, root: Path, options: dict) -> t
         meta = mteb_model_meta(store, r.recipe, r.dim)
         folder = root / "results" / meta["name"].replace("/", "__") / meta["revision"]
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "model_meta.json").write_text(json.dumps(meta, indent=2))
+        write_bytes(folder / "model_meta.json", json.dumps(meta, indent=2).encode())  # whole, by rename
         record = {"dataset_revision": f"hs-data:{task_data_digest(r.task.dataset)}", "task_name": name[0],
                   "mteb_version": MTEB_VERSION, "hs_recipe": str(r.recipe),  # mteb reads past the hs_ key
                   "scores": {split_name(r): [{"hf_subset": name[1], "languages": ["eng-Latn"], **mteb_scores(r)}]},
                   "evaluation_time": r.seconds, "kg_co2_emissions": None}
         path = folder / f"{name[0]}.json"
-        path.write_text(json.dumps(record, indent=2))
+        write_bytes(path, json.dumps(record, indent=2).encode())
         written.append(path)
     return written, sorted(set(skipped))

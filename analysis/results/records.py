@@ -2,8 +2,8 @@
 (``--json``), and one CSV row per run (``--csv``)."""
 from __future__ import annotations
 
-import contextlib
 import csv
+import io
 import json
 import platform
 import sys
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hsstore.format.atomic import write_bytes
 from hsstore.tasks import MTEB_NAMES
 from hsstore.version import __version__
 
@@ -56,14 +57,16 @@ def records(results: list[Result], store) -> list[dict]:
     return out
 
 
-def _open_out(path: Path):
-    """A text file to write, or stdout for ``-``."""
-    return contextlib.nullcontext(sys.stdout) if str(path) == "-" else open(path, "w", newline="")
+def _write_out(path: Path, text: str) -> None:
+    """Stdout for ``-``; else the file, replaced whole by one rename (a full disk leaves the old one)."""
+    if str(path) == "-":
+        sys.stdout.write(text)
+    else:
+        write_bytes(Path(path), text.encode())
 
 
 def write_json(results, store, path: Path) -> None:
-    with _open_out(path) as fh:
-        fh.write(json.dumps(records(results, store), indent=1) + "\n")
+    _write_out(path, json.dumps(records(results, store), indent=1) + "\n")
 
 
 def diagnostic_names(results: list[Result]) -> list[str]:
@@ -75,12 +78,13 @@ def write_csv(results: list[Result], path: Path) -> None:
     """One row per run: the recipe, each axis, the task, its main score and time, then the diagnostics
     when they were computed (an empty cell where a run lacks one, e.g. alignment off STS)."""
     diagnostics = diagnostic_names(results)
-    with _open_out(path) as fh:
-        w = csv.writer(fh)
-        w.writerow(["recipe", *AXES, "task", "main_score", "seconds", *diagnostics])
-        for r in results:
-            w.writerow([str(r.recipe), *label(r.recipe, list(AXES)), r.task.id, f"{r.main_score:.4f}",
-                        f"{r.seconds:.4f}", *(_cell(r.diagnostics.get(d)) for d in diagnostics)])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["recipe", *AXES, "task", "main_score", "seconds", *diagnostics])
+    for r in results:
+        w.writerow([str(r.recipe), *label(r.recipe, list(AXES)), r.task.id, f"{r.main_score:.4f}",
+                    f"{r.seconds:.4f}", *(_cell(r.diagnostics.get(d)) for d in diagnostics)])
+    _write_out(path, buf.getvalue())
 
 
 def _cell(value) -> str:

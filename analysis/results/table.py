@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from hsstore.errors import HsError
+from hsstore.format.atomic import replace_file
 
 from ..recipes.recipe import AXES, Recipe
 from .result import Result
@@ -85,7 +86,9 @@ def _pyplot():
 def plot(results: list[Result], path: Path) -> None:
     """``heatmap`` saved to ``path`` (PNG, PDF or SVG by extension), cropped to what it draws."""
     fig = heatmap(results)
-    fig.savefig(path, dpi=120, bbox_inches="tight")  # tight: nothing cut off, whatever the label lengths
+    # tight: nothing cut off, whatever the label lengths; whole, by rename: a full disk leaves an earlier figure
+    replace_file(Path(path), lambda tmp: fig.savefig(tmp, format=Path(path).suffix[1:].lower() or "png", dpi=120,
+                                                     bbox_inches="tight"))
     _pyplot().close(fig)
 
 

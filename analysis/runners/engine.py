@@ -185,13 +185,16 @@ class Engine:
                 rows = self.store.corpus(corpus).ids_of(evaluator.query_texts)
                 Q, more = self._embed(corpus, side)
                 extra["queries"], warnings = Q[rows], warnings + more
-        scores = evaluator(X, **extra)
-        seconds = time.perf_counter() - t0
-        diag = {}
-        if diagnostics:
-            diag = self.evaluator(task).diagnostics(X)
-            with self._embed_lock:
-                diag |= self.pooler.unseen(self.store.corpus(task.id), recipe)
+        # a degenerate recipe's undefined score is refused below, in one line, not with numpy's warnings
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            scores = evaluator(X, **extra)
+            _check_defined(scores, task, recipe, X)
+            seconds = time.perf_counter() - t0
+            diag = {}
+            if diagnostics:
+                diag = self.evaluator(task).diagnostics(X)
+                with self._embed_lock:
+                    diag |= self.pooler.unseen(self.store.corpus(task.id), recipe)
         return Result(recipe, task, scores, seconds, diag, warnings, int(X.shape[1]))
 
     def run(self, tasks: list[Task], recipes: list[Recipe], diagnostics: bool = False, progress: bool = True,
@@ -233,6 +236,26 @@ def store_task(store: Store, name: str) -> UserTask | None:
 def store_tasks(store: Store) -> list[UserTask]:
     """Every user's task the store holds, in corpus order."""
     return [t for t in (store_task(store, n) for n in store.corpora) if t is not None]
+
+
+def _check_defined(scores: dict, task: Task, recipe: Recipe, X: np.ndarray) -> None:
+    """Refuse a score that is not a number (NaN, infinite): never a figure without a meaning."""
+    def undefined(values: dict, prefix: str = ""):
+        for k, v in values.items():
+            if isinstance(v, dict):
+                yield from undefined(v, f"{prefix}{k}.")
+            elif isinstance(v, (float, np.floating)) and not np.isfinite(v):
+                yield prefix + k
+
+    bad = sorted(undefined(scores))
+    if not bad:
+        return
+    same = len(X) > 1 and bool(np.all(X == X[:1]))
+    why = ("every sentence gets the same vector (layer 0's first token is the same embedding in every "
+           "sentence, for one)" if same else "its sentence vectors are degenerate (no variation, or NaN)")
+    what = "its main score" if "main_score" in bad else f"its {bad[0]}"
+    raise HsError(f"recipe {recipe} on {task.id}: {what} is undefined (NaN), as {why}; choose another recipe "
+                  f"(another layer or pooling)")
 
 
 def default_tasks(store: Store) -> list[Task]:

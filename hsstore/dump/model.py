@@ -168,7 +168,7 @@ def load(name: str) -> LoadedModel:
         "name": name,
         "path": path,
         "revision": revision,
-        "weights_sha256": weights_digest(Path(path)),
+        "weights_sha256": weights_digest(Path(path)) or weights_digest(_cached_folder(path)),
         "architecture": type(model).__name__,
         "n_layers": int(config.num_hidden_layers),
         "hidden_size": int(config.hidden_size),
@@ -183,13 +183,53 @@ def load(name: str) -> LoadedModel:
     return LoadedModel(model, tokenizer, identity)
 
 
+def _cached_folder(name: str) -> Path:
+    """The local Hugging Face cache folder a hub model was loaded from (the revision ``load`` asks
+    for: the default), so its weights are hashed as a local copy's are; a path that does not exist if
+    there is none."""
+    if Path(name).exists():
+        return Path("/nonexistent")
+    try:
+        from transformers.utils import cached_file  # transformers' own cache lookup; no download
+
+        found = cached_file(name, "config.json", local_files_only=True, _raise_exceptions_for_missing_entries=False)
+    except Exception:  # noqa: BLE001 - no cache entry, or an older transformers: no weight hash, as before
+        return Path("/nonexistent")
+    return Path(found).parent if found else Path("/nonexistent")
+
+
 def _sha256_json(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
+# where a configuration was loaded from, and the hub revision (compared on its own): not the numbers
+NOT_NUMBERS = ("_name_or_path", "_commit_hash")
+
+
 def config_digest(config) -> str:
-    """SHA-256 of the full model configuration (any change may change the numbers)."""
-    return _sha256_json(config.to_dict())
+    """SHA-256 of the model configuration as transformers reads it (including its version: another one
+    may compute other numbers), less where it was loaded from: a moved folder is the same model."""
+    return _sha256_json({k: v for k, v in config.to_dict().items() if k not in NOT_NUMBERS})
+
+
+def legacy_config_digest(config, name_or_path: str) -> str:
+    """The configuration hash of stores made before ``config_digest`` left the path out: the full
+    configuration, with the path the store recorded."""
+    return _sha256_json({**config.to_dict(), "_name_or_path": name_or_path})
+
+
+def match_stored_config(loaded: LoadedModel, stored_models: list[dict]) -> None:
+    """Where a store to be extended recorded the configuration hash of an older hs (with the model's
+    path in it), take that hash if it is this configuration's at the path the store recorded, so the
+    same model loaded from another folder extends it; any other configuration keeps its own hash and
+    is refused by the writer."""
+    config, mine = loaded.model.config, loaded.identity["config_sha256"]
+    for stored in stored_models:
+        theirs = stored.get("config_sha256")
+        if theirs and theirs != mine and theirs in (legacy_config_digest(config, str(stored.get("path"))),
+                                                    legacy_config_digest(config, loaded.identity["path"])):
+            loaded.identity["config_sha256"] = theirs
+            return
 
 
 def tokenizer_digest(tokenizer) -> str:
@@ -198,13 +238,3 @@ def tokenizer_digest(tokenizer) -> str:
     extra = {"special": tokenizer.special_tokens_map, "max_length": getattr(tokenizer, "model_max_length", None),
              "added": sorted(map(str, tokenizer.get_added_vocab().items()))}
     return _sha256_json({"backend": tokenizer.backend_tokenizer.to_str(), **extra})
-
-
-def same_model(a: dict, b: dict) -> bool:
-    """Two identities describe the same weights (names and paths may differ)."""
-    keys = ("architecture", "n_layers", "hidden_size", "vocab_size", "config_sha256", "tokenizer_sha256")
-    if any(a.get(k) != b.get(k) for k in keys):
-        return False
-    if a.get("weights_sha256") or b.get("weights_sha256"):
-        return a.get("weights_sha256") == b.get("weights_sha256")
-    return a.get("revision") == b.get("revision") and a.get("name") == b.get("name")

@@ -5,7 +5,6 @@ disk. See hsstore/store/writer.py for how a killed dump resumes to the same byte
 """
 from __future__ import annotations
 
-import os
 import queue
 import sys
 import threading
@@ -16,11 +15,12 @@ from typing import Callable
 from tqdm import tqdm
 
 from hsstore.errors import HsError
+from hsstore.format.atomic import fault_delay
 from hsstore.format.layout import DTYPES, default_chunk_tokens
 from hsstore.format.storage import location
 from hsstore.layers import parse_layers
 from hsstore.store import shards, statics, vocabulary
-from hsstore.store.writer import CorpusPlan, StoreWriter, check_corpus_name, check_output_path
+from hsstore.store.writer import CorpusPlan, StoreWriter, check_corpus_name, check_output_path, read_root_attrs
 from hsstore.tasks.presets import get_preset
 
 from . import attention, model as model_mod
@@ -56,7 +56,6 @@ def dump_corpus(forward: Forward, writer, plan: CorpusPlan, progress: bool,
     errors: list = []
     thread = threading.Thread(target=_writer_loop, args=(q, writer, errors), daemon=True)
     thread.start()
-    delay = float(os.environ.get("HS_FAULT_BATCH_DELAY", "0"))  # fault-injection hook for the kill tests
     total = int(plan.offsets[plan.batch_ends[end - 1]]) if end else 0
     bar = tqdm(total=total, initial=done_tokens, unit="tok", unit_scale=True, desc=plan.name,
                disable=None if progress else True, file=sys.stderr, dynamic_ncols=True)
@@ -71,8 +70,7 @@ def dump_corpus(forward: Forward, writer, plan: CorpusPlan, progress: bool,
             sents += int(plan.batch_ends[b]) - first
             bar.update(states.shape[1])
             bar.set_postfix_str(f"{sents / (time.perf_counter() - t0):.0f} sent/s", refresh=False)
-            if delay:
-                time.sleep(delay)
+            fault_delay()  # fault-injection hook for the kill tests
     finally:
         q.put(None)
         thread.join()
@@ -83,7 +81,7 @@ def dump_corpus(forward: Forward, writer, plan: CorpusPlan, progress: bool,
 
 
 def check_request(out, sources: list[CorpusSource], dtype: str, attention_diagonals: bool,
-                  shard: tuple[int, int] | None, vocabulary_states: bool = False) -> None:
+                  shard: tuple[int, int] | None, vocabulary_states: bool = False, batch_tokens: int = 1) -> None:
     """Everything about a dump that can be refused before the slow model load (a preset's corpora
     are named after it: check_names)."""
     check_output_path(out)
@@ -96,6 +94,8 @@ def check_request(out, sources: list[CorpusSource], dtype: str, attention_diagon
         shards.check_shard_count(out, shard[1])
     if dtype not in DTYPES:
         raise HsError(f"--dtype must be one of {', '.join(DTYPES)}")
+    if batch_tokens < 1:
+        raise HsError(f"--batch-tokens {batch_tokens} holds no token; give the padded tokens per batch, e.g. 8192")
     check_names(sources)
 
 
@@ -109,6 +109,10 @@ def dump_settings(loaded, layers_spec: str, dtype: str, max_length: int | None, 
                   chunk_tokens: int | None, precision: str) -> dict:
     """The store settings of this dump for the loaded model (layers, length limit, chunking, batching)."""
     limit = min(loaded.identity["max_position_embeddings"], getattr(loaded.tokenizer, "model_max_length", 10**9))
+    shortest = loaded.tokenizer.num_special_tokens_to_add(pair=False) + 1  # the special tokens and one of the text
+    if max_length is not None and max_length < shortest:
+        raise HsError(f"--max-length {max_length} leaves no room for a text: this tokenizer adds {shortest - 1} special "
+                      f"tokens, so give at least {shortest} (or leave it out: the model's limit, {limit})")
     return {"dtype": dtype, "layers": sorted(parse_layers(layers_spec, loaded.n_layers)),
             "max_length": min(max_length or limit, limit), "precision": precision,
             "chunk_tokens": chunk_tokens or default_chunk_tokens(loaded.identity["hidden_size"], dtype),
@@ -136,7 +140,7 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
     ``out/shards/k-of-n`` (shards.py; ``hs merge`` joins them). ``vocabulary_states``: also every
     vocabulary id alone through the model (hsstore/store/vocabulary.py)."""
     out = location(out)  # a directory, or an fsspec URL such as s3://bucket/prefix
-    check_request(out, sources, dtype, attention_diagonals, shard, vocabulary_states)
+    check_request(out, sources, dtype, attention_diagonals, shard, vocabulary_states, batch_tokens)
     if preset:
         get_preset(preset)  # an unknown name fails before the model loads
     device, precision = pick_device(device, precision)
@@ -152,9 +156,12 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
     if shard:
         settings = shards.shard_settings(out, settings)
         target = shards.shard_dir(out, *shard)
+    model_mod.match_stored_config(loaded, [read_root_attrs(p).get("model") or {} for p in dict.fromkeys((out, target))
+                                           if (p / "zarr.json").exists()])
     with StoreWriter(target, loaded.identity, settings, vocab) as store:
         stored = _keep_store_settings(store, settings, out, log)
-        if statics.write_input_embeddings(store.root, loaded.model, store.path):
+        _log_repairs(store, out)
+        if statics.write_input_embeddings(store.root, loaded.model, store.path, store.identity):
             log(f"{out}: stored the input-embedding matrix")
         # the tokenizer's special tokens (drop=unk, Model2Vec's vocabulary); hs merge copies a shard's
         vocabulary.record_special_tokens(store.root, store.path, special_record(loaded.tokenizer))
@@ -172,10 +179,19 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
             status = _dump_one(store, forward, plan, parts, device, out, settings["max_length"], progress, log)
             summary[src.name] = {"sentences": plan.n_sentences, "tokens": plan.n_tokens,
                                  "truncated": plan.truncated, "status": status}
+            _log_repairs(store, out)
         if vocabulary_states:
             status = dump_vocabulary_states(forward, loaded.tokenizer, store, stored, progress, log)
             summary[vocabulary.GROUP] = {"ids": len(loaded.tokenizer), "status": status}
     return summary
+
+
+def _log_repairs(store: StoreWriter, out) -> None:
+    """What the writer found damaged and is writing again (a vocabulary, a complete corpus): a warning,
+    printed under -q too."""
+    for what in store.repaired:
+        print(f"hs: warning: {out}: damaged, written again: {what}", file=sys.stderr)
+    store.repaired.clear()
 
 
 def _dump_one(store: StoreWriter, forward: Forward, plan: CorpusPlan, parts: dict | None, device: str, out,
@@ -187,7 +203,7 @@ def _dump_one(store: StoreWriter, forward: Forward, plan: CorpusPlan, parts: dic
         writer = shards.open_part(store, plan, fingerprint, parts[plan.name], {"device": device})
         status = "complete" if writer is None or writer.done else "shard"
     else:
-        status = store.corpus_status(plan.name, fingerprint)
+        status = store.corpus_status(plan.name, fingerprint, plan)  # a damaged complete corpus: 'repair'
     if status == "complete":
         log(f"{plan.name}: already in {out} ({plan.n_sentences} sentences), skipped")
         return status

@@ -13,7 +13,7 @@ import re
 import numpy as np
 
 from hsstore.errors import HsError
-from hsstore.format.layout import KIND_MASK, KIND_SPECIAL, KIND_TEMPLATE, KIND_TEXT
+from hsstore.format.layout import KIND_MASK, KIND_SPECIAL, KIND_TEMPLATE, KIND_TEXT, empty_label
 from hsstore.tasks.templates import EMPTY, MASK, SEPARATOR, SLOT, Template
 
 from .plan import dedupe, plan_corpus, plan_rows
@@ -135,7 +135,7 @@ def plan_source(loaded, src, max_length: int, batch_tokens: int, max_batch: int)
         return plan_rows(src.name, texts, rows, sum(w[3] for w in wrapped), source, batch_tokens, max_batch)
     lengths = sorted({k for _, _, k, _ in wrapped})
     rows = empty_rows(tt, lengths, position_base(loaded.model))
-    labels = [src.template.text.replace(SLOT, f"<{k} tokens>") for k in lengths]
+    labels = [empty_label(src.template.text, k) for k in lengths]
     source = {**src.source, "template": info, "sentence_lengths": lengths,
               "denoises": src.name[:-len(SEPARATOR + EMPTY)]}
     return plan_rows(src.name, labels, rows, 0, source, batch_tokens, max_batch)

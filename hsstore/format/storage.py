@@ -219,6 +219,31 @@ def put_object(path: "ObjectPath", data: bytes) -> None:
     path._call("writing", path.fs.pipe_file, path.key, data)
 
 
+def read_many(paths: list) -> list[bytes | None]:
+    """The bytes of each file (None where it does not exist): local files one after the other, objects
+    in one concurrent request (a GET each, as Zarr would make)."""
+    if not paths or not is_remote(paths[0]):
+        out = []
+        for path in paths:
+            try:
+                out.append(path.read_bytes())
+            except FileNotFoundError:
+                out.append(None)
+        return out
+    first = paths[0]
+    found = first._call("reading", first.fs.cat, [p.key for p in paths], on_error="return")
+    out = []
+    for path in paths:
+        got = found.get(path.key, found.get(path.key.lstrip("/")))
+        if isinstance(got, FileNotFoundError) or got is None:
+            out.append(None)
+        elif isinstance(got, BaseException):
+            raise _backend_error(got, f"reading {path}")  # type: ignore[arg-type]
+        else:
+            out.append(bytes(got))
+    return out
+
+
 def list_tree(directory: "ObjectPath", under: str = "c") -> dict[str, tuple[int, str]]:
     """``{key: (size, version)}`` of the objects below ``directory/under`` (the object-store side of
     ``chunks.list_files``; ``.partial`` leftovers are not chunks)."""
@@ -353,6 +378,21 @@ class WriteLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def is_being_written(path) -> bool:
+    """Whether a writer holds the store's lock now, found without taking it (a probe that took the
+    lock could make a dump starting at that moment fail): the lock object on object storage, Linux's
+    table of file locks (``/proc/locks``) for a local store; False where neither can tell."""
+    if is_remote(path):
+        return (path / LOCK_OBJECT).exists()
+    try:
+        st = os.stat(path)
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return False
+    mine = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    return any(line.split()[1:2] == ["FLOCK"] and mine in line.split() for line in table.splitlines())
 
 
 def _flock(file: Path, store, create: bool) -> int:

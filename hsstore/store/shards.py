@@ -30,8 +30,11 @@ from typing import Callable
 import numpy as np
 
 from hsstore.errors import HsError, StoreError
-from hsstore.format.atomic import fault_point, read_group_attrs, remove_temp_files, write_bytes, write_group_attrs
-from hsstore.format.chunks import ChunkFiles, check_present, chunk_key, expected_keys, list_files, whole_columns
+from hsstore.format.atomic import (fault_delay, fault_point, read_group_attrs, remove_temp_files, write_bytes,
+                                   write_group_attrs)
+from hsstore.format.chunks import (ChunkFiles, check_present, chunk_intact, chunk_key, expected_keys, list_files,
+                                   whole_columns)
+from hsstore.format.digests import model_differences
 from hsstore.format.layout import MANIFEST_ROWS, corpus_chunk_tokens
 from hsstore.format.storage import is_remote, location
 
@@ -119,14 +122,27 @@ def shard_settings(out: Path, settings: dict) -> dict:
 def assign_parts(out: Path, store: StoreWriter, plans: list[CorpusPlan], k: int, n: int) -> dict[str, dict | None]:
     """Shard k's part of each corpus (None for a corpus ``out`` already holds complete): its chunk
     range, and what all shards of this dump share."""
-    todo = [(p, p.fingerprint(store.identity)) for p in plans]
-    todo = [(p, fp) for p, fp in todo if merged_fingerprint(out, p.name) != fp]
-    digest = set_digest([(p.name, fp) for p, fp in todo], n)
-    ranges = assign([(p.name, corpus_chunks(p, store.chunk_tokens)) for p, _ in todo], k, n)
+    todo = [(p, p.fingerprint(store.identity), merged_fingerprint(out, p.name)) for p in plans]
+    # a corpus this shard already holds a part of stays in the plan even once a merge has finished it
+    # (a merge stopped by a damaged chunk of a later corpus, say), so the rerun plans what it planned
+    mine = {p.name for p in (store.path / "corpora").iterdir() if "shard" in _attrs(p)} \
+        if (store.path / "corpora").is_dir() else set()
+    todo = [(p, fp, merged) for p, fp, merged in todo if merged != fp or p.name in mine]
+    digest = set_digest([(p.name, fp) for p, fp, _ in todo], n)
+    ranges = assign([(p.name, corpus_chunks(p, store.chunk_tokens)) for p, _, _ in todo], k, n)
     parts: dict[str, dict | None] = {p.name: None for p in plans}
-    for position, (p, _) in enumerate(todo):
-        parts[p.name] = {"index": k, "count": n, "chunks": list(ranges[p.name]), "set": digest, "position": position}
+    for position, (p, fp, merged) in enumerate(todo):
+        if merged != fp:
+            parts[p.name] = {"index": k, "count": n, "chunks": list(ranges[p.name]), "set": digest,
+                             "position": position}
     return parts
+
+
+def _attrs(group: Path) -> dict:
+    try:
+        return read_group_attrs(group)
+    except (OSError, ValueError):
+        return {}
 
 
 def open_part(store: StoreWriter, plan: CorpusPlan, fingerprint: str, shard: dict | None,
@@ -179,12 +195,12 @@ class ShardWriter:
         if not done:
             return 0
         size = self.chunk * self.hidden.shape[2] * self.hidden.dtype.itemsize + 4
-        good = whole_columns(list_files(self.dir / "hidden"), self.c0, done, self.n_layers, size)
         try:
-            rows = manifest_rows(self.dir, self.crc_array, self.c0, self.c0 + good)
-            self.manifest[self.c0:self.c0 + good] = rows
+            rows = manifest_rows(self.dir, self.crc_array, self.c0, self.c0 + done)
         except (HsError, ValueError, OSError):
-            good = 0
+            return 0
+        good = whole_columns(self.dir / "hidden", self.c0, done, self.n_layers, size, rows)
+        self.manifest[self.c0:self.c0 + good] = rows[:good]
         return good
 
     @property
@@ -241,15 +257,6 @@ def manifest_rows(gdir: Path, crc_array, lo: int, hi: int) -> np.ndarray:
     return np.asarray(crc_array[lo:hi])
 
 
-def _tail_crc(path: Path) -> int | None:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(-4, os.SEEK_END)
-            return int.from_bytes(fh.read(4), "little")
-    except OSError:
-        return None
-
-
 # ---------------------------------------------------------------------------------------------- merge
 
 
@@ -279,7 +286,11 @@ class _Shards:
                 raise StoreError(f"shard {k}/{n} is unreadable ({exc}); rerun its hs dump --shard {k}/{n}") from None
         first = self.stores[0]
         for k, st in enumerate(self.stores[1:], 2):
-            for key in ("model", "settings", "identity"):
+            differ = model_differences(first.model, st.model)  # the same model, wherever each shard loaded it from
+            if differ:
+                raise HsError(f"shard {k}/{n} was dumped with another model (it differs in {', '.join(differ)}) than "
+                              f"shard 1/{n}: rerun it with the same command and --shard {k}/{n}")
+            for key in ("settings", "identity"):
                 if st.attrs.get(key) != first.attrs.get(key):
                     differ = key if key != "settings" else ", ".join(
                         s for s in sorted(set(st.settings) | set(first.settings))
@@ -426,16 +437,17 @@ def _merge_corpus(store: StoreWriter, shards: _Shards, name: str, log: Callable[
                 src, dst = sgdir / "hidden" / key, gdir / "hidden" / key
                 want = int(table[col, layer])
                 if src.exists():
-                    if src.stat().st_size != size or _tail_crc(src) != want:
+                    if not chunk_intact(src, size, want):  # its data read: the store gets no chunk unchecked
                         raise StoreError(f"shard {k}/{shards.n}, corpus {name!r}: chunk {key} is damaged; remove "
                                          f"it and rerun hs dump --shard {k}/{shards.n} (it recomputes it), then merge")
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(src, dst)
                     moved += 1
-                elif not (dst.exists() and dst.stat().st_size == size and _tail_crc(dst) == want):
+                elif not chunk_intact(dst, size, want):
                     raise StoreError(f"shard {k}/{shards.n}, corpus {name!r}: chunk {key} is missing; rerun "
                                      f"hs dump --shard {k}/{shards.n} (it recomputes it), then hs merge")
         fault_point("shard-moved")
+        fault_delay()
     crc_files = ChunkFiles(group["hidden_crc32c"], gdir)
     for row in range(math.ceil(len(table) / MANIFEST_ROWS)):
         crc_files.write(table[row * MANIFEST_ROWS:(row + 1) * MANIFEST_ROWS], (row, 0))

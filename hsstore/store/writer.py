@@ -14,8 +14,6 @@ PUT of the whole object and the lock is an object created by a conditional PUT (
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import re
@@ -29,10 +27,12 @@ from zarr.codecs import Crc32cCodec
 from hsstore.errors import EnvError, HsError, StoreError
 from hsstore.format import storage
 from hsstore.format.atomic import fault_point, read_group_attrs, remove_temp_files, write_group_attrs
-from hsstore.format.chunks import (ChunkFiles, chunk_key, check_present, expected_keys, file_crc, list_files,
+from hsstore.format.chunks import (ChunkFiles, Layout, check_present, expected_keys, list_files, read_rows,
                                    small_array_crcs, whole_columns)
-from hsstore.format.layout import (DIMENSIONS, DTYPES, FORMAT_NAME, FORMAT_VERSION, MANIFEST_ROWS, READ_VERSIONS,
-                                   STRING_DIMENSIONS, corpus_chunk_tokens, encode_strings)
+from hsstore.format.digests import (WATERMARK, digest_matches, model_differences, plan_fingerprint, store_identity,
+                                    with_digest)
+from hsstore.format.layout import (ARRAY_DTYPES, DIMENSIONS, DTYPES, FORMAT_NAME, FORMAT_VERSION, MANIFEST_ROWS,
+                                   STRING_DIMENSIONS, WRITE_VERSIONS, corpus_chunk_tokens, encode_strings)
 from hsstore.version import __version__
 
 from . import attention
@@ -67,18 +67,9 @@ class CorpusPlan:
     def n_tokens(self) -> int:
         return int(self.offsets[-1])
 
-    def fingerprint(self, store_identity: str) -> str:
-        h = hashlib.sha256(store_identity.encode())
-        for arr in (self.offsets, self.token_ids, self.token_kind, self.batch_ends):
-            h.update(np.ascontiguousarray(arr).tobytes())
-        h.update("\n".join(self.texts).encode("utf-8"))
-        if self.position_ids is not None:
-            h.update(b"position_ids" + np.ascontiguousarray(self.position_ids).tobytes())
-        if self.attention_shape is not None:  # eager attention, and one more array
-            h.update(f"attention_diagonal{tuple(self.attention_shape)}".encode())
-        if self.task_lines is not None:  # the task's definition: a changed task file is another corpus
-            h.update(b"task\0" + "\n".join(self.task_lines).encode("utf-8"))
-        return h.hexdigest()[:32]
+    def fingerprint(self, identity: str) -> str:
+        return plan_fingerprint(identity, self.texts, self.offsets, self.token_ids, self.token_kind, self.batch_ends,
+                                self.position_ids, self.attention_shape, self.task_lines)
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}(~[A-Za-z0-9][A-Za-z0-9._+-]{0,60}){0,2}")
@@ -94,15 +85,6 @@ def check_corpus_name(name: str, user: bool = False) -> str:
         raise HsError(f"corpus name {shown} is not allowed: use up to 100 letters, digits and . _ + - "
                       f"(not first), e.g. --corpus-name my-corpus")
     return name
-
-
-def _identity(model: dict, settings: dict) -> str:
-    keyed = {k: model.get(k) for k in ("architecture", "n_layers", "hidden_size", "vocab_size",
-                                       "weights_sha256", "revision", "config_sha256", "tokenizer_sha256")}
-    if not keyed["weights_sha256"]:
-        keyed["name"] = model.get("name")
-    blob = json.dumps({"model": keyed, "settings": settings}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 def check_output_path(path: Path) -> None:
@@ -130,10 +112,15 @@ def read_root_attrs(path: Path) -> dict:
                          f"(run `hs verify {path}`)") from None
 
 
+def _small_chunk(data: np.ndarray) -> int:
+    """Entries per chunk of a 1-D array: all of them, up to 4 MiB."""
+    return max(1, min(len(data), (4 << 20) // data.dtype.itemsize))
+
+
 def _write_small(group, name: str, data: np.ndarray, dims: tuple[str, ...] | None = None) -> list[int]:
     """A 1-D array in chunks of up to 4 MiB, each with a CRC-32C (overwriting a half-written one);
     returns the chunks' CRC-32C for the manifest."""
-    chunk = max(1, min(len(data), (4 << 20) // data.dtype.itemsize))
+    chunk = _small_chunk(data)
     # every chunk is written, even one equal to the fill value: a missing chunk file is an error
     group.create_array(name, data=data, chunks=(chunk,), compressors=[Crc32cCodec()], overwrite=True,
                        config={"write_empty_chunks": True}, dimension_names=dims or DIMENSIONS[name])
@@ -166,15 +153,17 @@ class StoreWriter:
 
     def _open(self, model: dict, settings: dict, vocab: list[str]) -> None:
         self.settings = settings
+        self.repaired: list[str] = []  # what the writer found damaged and wrote again (the dump logs it)
         if (self.path / "zarr.json").exists():
             self.attrs = read_root_attrs(self.path)
-            if self.attrs.get("format_version", 0) < FORMAT_VERSION:
-                raise HsError(f"store {self.path} was made by an older hs (format {self.attrs.get('format_version')}, "
-                              f"no chunk manifest); it stays readable, but new corpora go into a new store: "
-                              f"give another --out")
-            if self.attrs.get("format_version", 0) not in READ_VERSIONS:
-                raise HsError(f"store {self.path} uses store format {self.attrs['format_version']}, newer than "
-                              f"this hs writes; upgrade hs")
+            version = self.attrs.get("format_version", 0)
+            if isinstance(version, int) and version < min(WRITE_VERSIONS):
+                raise HsError(f"store {self.path} was made by an older hs (format {version}, no chunk manifest); "
+                              f"it stays readable, but new corpora go into a new store: give another --out")
+            if version not in WRITE_VERSIONS:
+                raise HsError(f"store {self.path} uses store format {version}, newer than this hs writes; upgrade hs")
+            if "manifest" in self.attrs:  # a set-up that finished: its metadata must be as hs wrote it
+                Store(self.path)
             self._check_compatible(model, settings)
             remove_temp_files_here(self.path)
             (self.path / LEGACY_LOCK).unlink(missing_ok=True)
@@ -201,8 +190,8 @@ class StoreWriter:
 
     def _create(self, model: dict, settings: dict, vocab: list[str]) -> None:
         # root metadata first; the vocabulary's manifest, written last, marks the set-up finished
-        self.attrs = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "hs_version": __version__,
-                      "model": model, "settings": settings, "identity": _identity(model, settings)}
+        self.attrs = with_digest({"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "hs_version": __version__,
+                                  "model": model, "settings": settings, "identity": store_identity(model, settings)})
         self.root = zarr.open_group(storage.zarr_store(self.path, "a"), mode="a", attributes=self.attrs)
         fault_point("store-created")
         self._write_vocab(vocab)
@@ -211,23 +200,32 @@ class StoreWriter:
         crcs = _write_strings(self.root.require_group("vocab"), vocab)
         self.root.require_group("corpora")
         fault_point("vocab-written")
-        self.attrs = {**self.attrs, "manifest": {f"vocab/{k}": v for k, v in crcs.items()}}
+        attrs = {**self.attrs, "manifest": {f"vocab/{k}": v for k, v in crcs.items()}}
+        # a format 2 store being finished keeps its format (and no digest); a new store has one
+        self.attrs = with_digest(attrs) if attrs.get("format_version") >= 3 else attrs
         write_group_attrs(self.path, self.attrs, "store-committed")
 
     def _check_vocab(self, vocab: list[str]) -> None:
-        stored = Store(self.path).vocab  # every chunk present and its checksum verified
+        """The stored vocabulary is the tokenizer's; one that is damaged but was the tokenizer's (the
+        manifest records the CRC-32C of its chunks) is written again."""
+        try:
+            stored = Store(self.path).vocab  # every chunk present, verified and compared with the manifest
+        except StoreError as exc:
+            flat, offsets = encode_strings(vocab)
+            mine = {"vocab/bytes": small_array_crcs(flat, _small_chunk(flat)),
+                    "vocab/offsets": small_array_crcs(offsets, _small_chunk(offsets))}
+            if mine != self.attrs.get("manifest"):
+                raise exc from None
+            _write_strings(self.root.require_group("vocab"), vocab)
+            self.repaired.append(f"the vocabulary ({exc})")
+            return
         if stored != vocab:
             raise HsError(f"store {self.path} holds another tokenizer vocabulary than this dump's model; "
                           f"write to another --out")
 
     def _check_compatible(self, model: dict, settings: dict) -> None:
         stored_model = self.attrs["model"]
-        keys = ("architecture", "n_layers", "hidden_size", "vocab_size", "config_sha256", "tokenizer_sha256")
-        if stored_model.get("weights_sha256") or model.get("weights_sha256"):
-            keys += ("weights_sha256",)
-        else:
-            keys += ("name", "revision")
-        differ = [k for k in keys if stored_model.get(k) != model.get(k)]
+        differ = model_differences(stored_model, model)
         if differ:
             raise HsError(f"store {self.path} holds states of model {stored_model['name']!r}; this dump's model "
                           f"{model['name']!r} differs in {', '.join(differ)}: write to another --out")
@@ -240,8 +238,9 @@ class StoreWriter:
     def _corpus_dir(self, name: str) -> Path:
         return self.path / "corpora" / name
 
-    def corpus_status(self, name: str, fingerprint: str) -> str:
-        """'new', 'resume' or 'complete' for a corpus of this plan; raises if the name holds other data."""
+    def corpus_status(self, name: str, fingerprint: str, plan: CorpusPlan | None = None) -> str:
+        """'new', 'resume', 'complete' or (given the ``plan``) 'repair' for a complete corpus found
+        damaged; raises if the name holds other data."""
         gdir = self._corpus_dir(name)
         if not gdir.exists():
             return "new"
@@ -258,7 +257,33 @@ class StoreWriter:
         if attrs["fingerprint"] != fingerprint:
             raise HsError(f"corpus {name!r} in {self.path} was dumped from other texts, settings or task definition; "
                           f"pick another name (--corpus-name, --task-name) or another --out")
-        return "complete" if attrs.get("complete") else "resume"
+        if not attrs.get("complete"):
+            return "resume"
+        damage = self._damage(plan) if plan is not None else None
+        if damage:
+            self.repaired.append(f"corpus {name!r} ({damage})")
+            return "repair"
+        return "complete"
+
+    def _damage(self, plan: CorpusPlan) -> str | None:
+        """What is damaged in the complete corpus of ``plan``, or None: a quick check (its plan arrays
+        read and compared with the plan; its chunk files' presence, sizes and the CRC-32C each carries
+        against the manifest, not their data: `hs verify --deep --repair` finds the rest)."""
+        corpus = Store(self.path).corpus(plan.name)  # its metadata must be as written: that is not repaired here
+        try:
+            for name, want in plan_arrays(plan, self.settings["layers"]).items():
+                if not np.array_equal(corpus.small(*name.split("/")), want):
+                    return f"array {name} is not the one it was dumped with"
+            for name in ("hidden", attention.ARRAY):
+                if not corpus.has(name):
+                    continue
+                layout, table = corpus.layout(name), corpus.manifest_table(name)
+                good = whole_columns(corpus.dir / name, 0, layout.n_chunks, layout.shape[0], layout.nbytes, table)
+                if good < layout.n_chunks:
+                    return f"array {name}: a chunk of token chunk {good} is missing, short or not the one written"
+        except HsError as exc:
+            return str(exc)
+        return None
 
     def open_corpus(self, plan: CorpusPlan, fingerprint: str, status: str, info: dict | None = None) -> "CorpusWriter":
         gdir = self._corpus_dir(plan.name)
@@ -271,7 +296,7 @@ class StoreWriter:
                      "n_batches": len(plan.batch_ends), "source": plan.source, "layers": self.settings["layers"],
                      "manifest": manifest, "fingerprint": fingerprint, "complete": False, "committed_batches": 0,
                      "committed_sentences": 0, "committed_tokens": 0, "hidden_chunks": 0, **extra, **(info or {})}
-            write_group_attrs(gdir, attrs, "corpus-created")
+            write_group_attrs(gdir, with_digest(attrs, WATERMARK), "corpus-created")
         else:
             remove_temp_files(gdir)
             self._repair_plan(corpora[plan.name], plan)
@@ -280,35 +305,18 @@ class StoreWriter:
     def _repair_plan(self, g, plan: CorpusPlan) -> None:
         """Rewrite any plan array of a resumed corpus that is missing, damaged or not the plan's."""
         corpus = Store(self.path).corpus(plan.name, allow_incomplete=True)
-        expected = {"text": plan.texts, "offsets": plan.offsets, "token_ids": plan.token_ids,
-                    "token_kind": plan.token_kind, "batch_ends": plan.batch_ends}
-        if plan.task_lines is not None:
-            expected["task"] = plan.task_lines
-        for name, want in expected.items():
-            strings = name in ("text", "task")
+        for name, want in plan_arrays(plan, self.settings["layers"]).items():
             try:
-                got = (corpus.texts if name == "text" else corpus.task_lines()) if strings else corpus.small(name)
-                same = got == want if strings else np.array_equal(got, want)
+                same = np.array_equal(corpus.small(*name.split("/")), want)
             except (HsError, KeyError):
                 same = False
             if not same:
-                if strings:
-                    _write_strings(g.require_group(name), want)
-                else:
-                    _write_small(g, name, getattr(plan, name))
+                _write_array(g, name, want)
 
     def _write_plan(self, g, plan: CorpusPlan) -> tuple[dict[str, list[int]], dict]:
         """Write the plan's arrays; returns their manifest and attributes the corpus must record."""
-        manifest = {f"text/{k}": v for k, v in _write_strings(g.create_group("text"), plan.texts).items()}
-        for name in ("offsets", "token_ids", "token_kind", "batch_ends"):
-            manifest[name] = _write_small(g, name, getattr(plan, name))
-        if plan.position_ids is not None:
-            manifest["position_ids"] = _write_small(g, "position_ids", plan.position_ids, ("token",))
-        if plan.task_lines is not None:
-            manifest.update({f"task/{k}": v for k, v in _write_strings(g.create_group("task"), plan.task_lines).items()})
+        manifest = {name: _write_array(g, name, data) for name, data in plan_arrays(plan, self.settings["layers"]).items()}
         layers = self.settings["layers"]
-        manifest["layer"] = _write_small(g, "layer", np.asarray(layers, dtype=np.int32))
-        manifest["sentence_length"] = _write_small(g, "sentence_length", np.diff(plan.offsets).astype(np.int32))
         hidden = self.attrs["model"]["hidden_size"]
         chunk = corpus_chunk_tokens(self.chunk_tokens, plan.n_tokens)
         g.create_array("hidden", shape=(len(layers), plan.n_tokens, hidden), dtype=DTYPES[self.settings["dtype"]],
@@ -322,6 +330,28 @@ class StoreWriter:
         if plan.attention_shape is not None:
             extra = attention.create_array(g, plan, chunk)
         return manifest, extra
+
+
+def plan_arrays(plan: CorpusPlan, layers: list[int]) -> dict[str, np.ndarray]:
+    """Every array of a corpus that its plan fixes, by name, in the store's data types."""
+    flat, text_offsets = encode_strings(plan.texts)
+    arrays = {"text/bytes": flat, "text/offsets": text_offsets, "offsets": plan.offsets, "token_ids": plan.token_ids,
+              "token_kind": plan.token_kind, "batch_ends": plan.batch_ends}
+    if plan.position_ids is not None:
+        arrays["position_ids"] = plan.position_ids
+    if plan.task_lines is not None:  # a user's task definition, one JSON line a row
+        arrays["task/bytes"], arrays["task/offsets"] = encode_strings(plan.task_lines)
+    arrays.update(layer=np.asarray(layers), sentence_length=np.diff(plan.offsets))
+    return {name: np.asarray(data, dtype=ARRAY_DTYPES[name]) for name, data in arrays.items()}
+
+
+def _write_array(g, name: str, data: np.ndarray) -> list[int]:
+    """One plan array (``text/...``, ``task/...`` in their groups); returns its manifest entry."""
+    group, _, leaf = name.rpartition("/")
+    if group:
+        dims = STRING_DIMENSIONS[group][0 if leaf == "bytes" else 1]
+        return _write_small(g.require_group(group), leaf, data, (dims,))
+    return _write_small(g, name, data)
 
 
 def remove_temp_files_here(directory: Path) -> None:
@@ -355,6 +385,9 @@ class CorpusWriter:
     def __init__(self, gdir: Path, group, plan: CorpusPlan):
         self.dir, self.plan = gdir, plan
         self.attrs = read_group_attrs(gdir)
+        if "digest" in self.attrs and not digest_matches(self.attrs, WATERMARK):
+            raise StoreError(f"corpus {plan.name!r} in {gdir.parent.parent}: its attributes do not match their digest "
+                             f"(changed after hs wrote them); run `hs verify` on the store")
         self.hidden = group["hidden"]
         self.files = ChunkFiles(self.hidden, gdir)
         self.crc_files = ChunkFiles(group["hidden_crc32c"], gdir)
@@ -362,11 +395,11 @@ class CorpusWriter:
         self.chunk = int(self.hidden.chunks[1])
         self.manifest = np.zeros(group["hidden_crc32c"].shape, dtype=np.uint32)
         self.batch_token_ends = plan.offsets[plan.batch_ends]
+        self.side = attention.SideArrays(group, gdir, self.chunk)  # attention diagonals, if stored
         self.next_batch = self._resume_point(group)
         start = int(self.batch_token_ends[self.next_batch - 1]) if self.next_batch else 0
         self.buf_start = start - start % self.chunk
         self.buf = []
-        self.side = attention.SideArrays(group, gdir, self.chunk)  # attention diagonals, if stored
         if start > self.buf_start:
             head = self._committed_head(self.buf_start, start)
             side_head = self.side.committed_head(self.buf_start, start) if head is not None else None
@@ -376,36 +409,37 @@ class CorpusWriter:
                 self.buf = [head]
                 self.side.start_with(side_head)
         self.buf_end = start
+        if self.attrs.get("complete") or self.next_batch < int(self.attrs.get("committed_batches", 0)):
+            self._commit(self.next_batch, self.buf_start // self.chunk, False, "uncommitted")  # damage found
 
     def _resume_point(self, group) -> int:
-        """The committed batch count, moved back before any committed chunk that is missing or damaged."""
+        """The committed batch count, moved back before any committed chunk that is missing, short or
+        not the manifest's (of hidden or an array written beside it)."""
         batches, cols = int(self.attrs["committed_batches"]), int(self.attrs.get("hidden_chunks", 0))
         if not batches:
             return 0
         size = self.chunk * self.hidden.shape[2] * self.hidden.dtype.itemsize + 4
-        good = whole_columns(list_files(self.dir / "hidden"), 0, cols, self.n_layers, size)
         try:
-            crc_files = list_files(self.dir / "hidden_crc32c")
-            check_present(crc_files, expected_keys((good, self.n_layers), (MANIFEST_ROWS, self.n_layers)),
-                          4 * MANIFEST_ROWS * self.n_layers + 4, "manifest")
-            self.manifest[:good] = np.asarray(group["hidden_crc32c"][:good])
+            table = group["hidden_crc32c"]
+            self.manifest[:cols] = read_rows(self.dir / "hidden_crc32c", Layout.of(table, "manifest"), (), 0, cols)
+            good = whole_columns(self.dir / "hidden", 0, cols, self.n_layers, size, self.manifest)
+            good = self.side.resume_columns(good)
         except (HsError, ValueError, OSError):
             good = 0
         # the last batch whose tokens lie wholly in the good chunks
         return min(batches, int(np.searchsorted(self.batch_token_ends, good * self.chunk, side="right")))
 
     def _committed_head(self, chunk_start: int, start: int) -> np.ndarray | None:
-        """The committed tokens of the chunk that later batches complete, read back checksum-verified
-        (None if that chunk is damaged)."""
+        """The committed tokens of the chunk that later batches complete, read back and checked against
+        their checksums and the manifest (None if that chunk is damaged)."""
         col = chunk_start // self.chunk
-        for layer in range(self.n_layers):
-            try:
-                data_crc, stored_crc = file_crc(self.dir / "hidden" / chunk_key((layer, col, 0)))
-            except OSError:
-                return None
-            if not data_crc == stored_crc == self.manifest[col, layer]:
-                return None
-        return np.asarray(self.hidden[:, chunk_start:start])
+        layout = Layout.of(self.hidden, "hidden", axis=1)
+        try:
+            return np.stack([read_rows(self.dir / "hidden", layout, (layer,), chunk_start, start,
+                                       lambda c, layer=layer: self.manifest[c, layer])
+                             for layer in range(self.n_layers)]) if col < len(self.manifest) else None
+        except (HsError, OSError):
+            return None
 
     @property
     def start_batch(self) -> int:
@@ -441,17 +475,44 @@ class CorpusWriter:
             self.buf_start += n
         committed = int(np.searchsorted(self.batch_token_ends, self.buf_start, side="right"))
         committed = min(committed, self.next_batch)
-        sentences = int(self.plan.batch_ends[committed - 1]) if committed else 0
         complete = final and committed == len(self.plan.batch_ends)
         if complete:
             self._check_all_chunks()
-        self.attrs.update({"committed_batches": committed, "committed_sentences": sentences,
-                           "committed_tokens": int(self.plan.offsets[sentences]),
-                           "hidden_chunks": math.ceil(self.buf_start / self.chunk), "complete": complete})
-        write_group_attrs(self.dir, self.attrs, "complete" if complete else "commit")
+        self._commit(committed, math.ceil(self.buf_start / self.chunk), complete, "complete" if complete else "commit")
+
+    def _commit(self, batches: int, chunks: int, complete: bool, label: str) -> None:
+        """Move the watermark to ``batches`` committed batches, ``chunks`` chunk columns on disk, in one write."""
+        self.attrs.update(watermark(self.plan.batch_ends, self.plan.offsets, batches, chunks, complete))
+        write_group_attrs(self.dir, self.attrs, label)
 
     def _check_all_chunks(self) -> None:
         files = list_files(self.dir / "hidden")
         size = self.chunk * self.hidden.shape[2] * self.hidden.dtype.itemsize + 4
         check_present(files, expected_keys(self.hidden.shape, self.hidden.chunks), size,
                       f"corpus {self.plan.name!r}, array hidden")
+
+
+def watermark(batch_ends: np.ndarray, offsets: np.ndarray, batches: int, chunks: int, complete: bool) -> dict:
+    """A corpus's commit watermark: ``batches`` batches committed, ``chunks`` token chunks on disk."""
+    sentences = int(batch_ends[batches - 1]) if batches else 0
+    return {"committed_batches": batches, "committed_sentences": sentences, "committed_tokens": int(offsets[sentences]),
+            "hidden_chunks": chunks, "complete": complete}
+
+
+def uncommit(path: Path, name: str, col: int) -> int:
+    """Move corpus ``name``'s watermark back before token chunk ``col`` (found damaged by `hs verify`)
+    and mark it incomplete, so that rerunning its `hs dump` recomputes that chunk and the ones after
+    it (nothing is deleted); returns the batches still committed. The caller holds the store's lock."""
+    corpus = Store(path).corpus(name, allow_incomplete=True)
+    attrs = read_group_attrs(corpus.dir)
+    try:
+        ends, offsets = corpus.small("batch_ends"), corpus.offsets
+        batches = int(np.searchsorted(offsets[ends], col * corpus.chunk_tokens, side="right"))
+    except HsError:  # its plan is damaged too: the dump starts the corpus over (and rewrites the plan)
+        ends, offsets, batches, col = np.zeros(1, np.int64), np.zeros(1, np.int64), 0, 0
+    batches = min(batches, int(attrs.get("committed_batches", 0)))
+    col = min(col, int(attrs.get("hidden_chunks", col)))
+    attrs.update(watermark(ends, offsets, batches, col, False))
+    write_group_attrs(corpus.dir, attrs, "uncommitted")
+    return batches
+

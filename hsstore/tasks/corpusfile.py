@@ -1,4 +1,5 @@
-"""A user's own corpus: one text per line, or a CSV/TSV/JSONL file with a named column."""
+"""A user's own corpus: one text per line (a line ends at ``\\n``), or a CSV/TSV/JSONL file with a
+named column."""
 from __future__ import annotations
 
 import csv
@@ -22,6 +23,16 @@ def decode_file(path: Path, encoding: str) -> str:
                       f"file (e.g. iconv -f latin1 -t utf-8) or pass --encoding") from None
     except LookupError:
         raise HsError(f"unknown --encoding {encoding!r}") from None
+
+
+def lines(text: str) -> list[str]:
+    """The lines of a text file as ``wc -l`` and the user count them: split at ``\\n`` (a ``\\r``
+    before it goes too), nothing else; form feeds, U+2028, U+0085 and the like stay inside their line
+    (``str.splitlines`` would split there)."""
+    out = text.split("\n")
+    if out and out[-1] == "":
+        out.pop()  # the newline that ends the last line
+    return [line[:-1] if line.endswith("\r") else line for line in out]
 
 
 def read_corpus_file(path: str | Path, column: str | None = None, encoding: str = "utf-8",
@@ -55,7 +66,7 @@ def read_corpus_file(path: str | Path, column: str | None = None, encoding: str 
         items = [(i + 2, row[col] or "") for i, row in enumerate(rows)]
     elif suffix == ".jsonl":
         col, items = column or "text", []
-        for i, line in enumerate(text.splitlines(), 1):
+        for i, line in enumerate(lines(text), 1):
             if not line.strip():
                 continue
             try:
@@ -69,7 +80,7 @@ def read_corpus_file(path: str | Path, column: str | None = None, encoding: str 
     else:
         if column:
             raise HsError(f"--column applies to .csv, .tsv and .jsonl files, not {path.name}")
-        items = list(enumerate(text.splitlines(), 1))
+        items = list(enumerate(lines(text), 1))
     texts = []
     for line_no, value in items:
         value = value.strip()

@@ -22,8 +22,9 @@ import hashlib
 from dataclasses import dataclass
 
 from hsstore.errors import HsError
+from hsstore.format.layout import TEMPLATE_SLOT
 
-SLOT, MASK = "[X]", "[MASK]"
+SLOT, MASK = TEMPLATE_SLOT, "[MASK]"
 SEPARATOR = "~"  # corpus variant names: <corpus>~<template>, and <corpus>~<template>~empty
 EMPTY = "empty"
 
