@@ -185,6 +185,18 @@ def test_identity_covers_precision_config_and_tokenizer(tmp_path, tiny_model):
         dump(changed, a, precision="fp32", texts=["Another corpus."])
 
 
+def test_another_transformers_version_is_another_configuration(tmp_path, tiny_model, monkeypatch):
+    """transformers writes its version into the configuration it reads; a store begun under one version
+    is not extended under another (it may compute other numbers), and the refusal says why."""
+    import transformers.configuration_utils as configuration_utils
+
+    a = tmp_path / "a"
+    dump(tiny_model, a, precision="fp32")
+    monkeypatch.setattr(configuration_utils, "__version__", "0.0.1")
+    with pytest.raises(hsstore.HsError, match="differs in config_sha256 .*its version included.*reinstall"):
+        dump(tiny_model, a, precision="fp32", texts=["Another corpus."])
+
+
 def test_redump_at_the_same_path_never_serves_old_cached_matrices(tmp_path, tiny_model):
     from analysis.runners.engine import Engine
     from analysis.recipes.recipe import parse_recipe

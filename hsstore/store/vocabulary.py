@@ -88,7 +88,8 @@ class StatesWriter:
         self.manifest = [list(col) for col in self.attrs.get("states_manifest", [])]
         # the committed columns that are all on disk at full size (a rerun rewrites from the first gap)
         cols = len(self.manifest)
-        good = whole_columns(list_files(self.dir / ARRAY), 0, cols, self.n_layers, self.size)
+        good = whole_columns(self.dir / ARRAY, 0, cols, self.n_layers, self.size,
+                             table=np.asarray(self.manifest, dtype=np.int64) if cols else None)
         self.manifest = self.manifest[:good]
         self.rows_done = min(vocab_size, good * self.rows)
         self.buf: list[np.ndarray] = []

@@ -227,8 +227,12 @@ class StoreWriter:
         stored_model = self.attrs["model"]
         differ = model_differences(stored_model, model)
         if differ:
+            why = ""
+            if differ == ["config_sha256"]:  # most often an upgraded transformers: its version is in the digest
+                why = (" (the digest covers the configuration as transformers reads it, its version included: "
+                       "if transformers was upgraded since the store was begun, reinstall that version to extend it)")
             raise HsError(f"store {self.path} holds states of model {stored_model['name']!r}; this dump's model "
-                          f"{model['name']!r} differs in {', '.join(differ)}: write to another --out")
+                          f"{model['name']!r} differs in {', '.join(differ)}{why}: write to another --out")
         stored = self.attrs["settings"]
         for key in IDENTITY_SETTINGS:
             if stored.get(key) != settings[key]:
