@@ -16,6 +16,7 @@ from analysis.recipes.recipe import parse_recipe
 from analysis.runners.engine import Engine
 from cli.main import hs
 from hsstore import HsError
+from hsstore.errors import StoreError
 from hsstore.distil import b2s as b2s_train
 from hsstore.dump.run import run_dump
 from hsstore.store import b2s as b2s_tables, vocabulary
@@ -237,3 +238,19 @@ def test_b2s_table_trains_is_stored_checked_and_read_by_the_view(tmp_path, tiny_
     chunk.write_bytes(bytes(raw))
     code, msg = run("verify", out, "--deep")
     assert code != 0 and "checksum" in msg
+
+
+def test_a_valid_chunk_in_the_wrong_place_of_the_tables_is_refused(vocab_store, tmp_path):
+    """Each read of the vocabulary table compares every chunk's CRC-32C with the manifest's: a chunk of
+    another layer, valid in itself, moved into place is a one-line error, not another layer's numbers."""
+    out = tmp_path / "store"
+    shutil.copytree(vocab_store, out)
+    array = out / vocabulary.GROUP / vocabulary.ARRAY / "c"
+    first, second = array / "0" / "0" / "0", array / "1" / "0" / "0"
+    assert first.is_file() and second.is_file()
+    first.write_bytes(second.read_bytes())
+    store = hsstore.open(out)
+    with pytest.raises(StoreError, match="not the chunk hs wrote there"):
+        vocabulary.states(store, store.layers[0])
+    code, msg = run("verify", out, "--deep")
+    assert code != 0 and "vocabulary" in msg

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hsstore.errors import HsError
+from hsstore.errors import HsError, StoreError
 from hsstore.format import storage
 from hsstore.format.atomic import write_group_attrs
-from hsstore.format.chunks import ChunkFiles, check_present, chunk_key, chunk_nbytes, expected_keys, list_files
+from hsstore.format.chunks import (Layout, ChunkFiles, check_present, chunk_key, chunk_nbytes, expected_keys, list_files,
+                                   read_rows)
 
 
 GROUP = "b2s"
@@ -66,13 +67,20 @@ def record(store, ref: str) -> dict:
 
 
 def table(store, ref: str) -> np.ndarray:
-    """The table (vocab, hidden) float32, every chunk checked present and its checksum verified."""
-    record(store, ref)
+    """The table (vocab, hidden) float32, every chunk checked against its own CRC-32C and the one the
+    table's manifest recorded when it was written."""
+    attrs = record(store, ref)
     if not store.is_zarr:
         raise HsError(f"{store.path} is an HDF5 export, which does not carry BERT2Static tables; read the Zarr store")
-    array = store.raw(GROUP, ref, ARRAY)
-    return np.asarray(store.read_checked(array, (GROUP, ref, ARRAY), store.path,
-                                         f"store {store.path}, array {GROUP}/{ref}/{ARRAY}"), dtype=np.float32)
+    where = f"store {store.path}, array {GROUP}/{ref}/{ARRAY}"
+    layout = Layout.of(store.raw(GROUP, ref, ARRAY), where)
+    crcs = attrs["manifest"]
+    if len(crcs) != layout.n_chunks:
+        raise StoreError(f"{where}: its manifest records {len(crcs)} chunks of the {layout.n_chunks} its shape needs: "
+                         f"its metadata was changed; retrain it: {_hint(store, ref)}")
+    rows = read_rows(storage.location(store.path) / GROUP / ref / ARRAY, layout, (), 0, layout.shape[0],
+                     crcs.__getitem__)
+    return np.asarray(rows, dtype=np.float32)
 
 
 def key(store, ref: str) -> str:

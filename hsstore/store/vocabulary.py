@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from hsstore.errors import HsError
+from hsstore.errors import HsError, StoreError
 from hsstore.format import storage
 from hsstore.format.atomic import fault_point, read_group_attrs, write_bytes, write_group_attrs
-from hsstore.format.chunks import ChunkFiles, check_present, chunk_key, expected_keys, list_files, whole_columns
+from hsstore.format.chunks import (ChunkFiles, Layout, check_present, chunk_key, expected_keys, list_files, read_rows,
+                                   whole_columns)
 from hsstore.format.layout import DTYPES, corpus_chunk_tokens
 
-from .reader import checked_read
 
 GROUP = "vocabulary"
 ARRAY = "states"
@@ -175,10 +175,15 @@ def states(store, layer: int) -> np.ndarray:
         raise HsError(f"layer {layer} is not in the vocabulary table of {store.path} (it holds layers {layers})")
     pos = layers.index(wanted)
     where = f"store {store.path}, array {GROUP}/{ARRAY} (layer {layers[pos]})"
-    check_present(list_files(storage.location(store.path) / GROUP / ARRAY),
-                  [k for k in expected_keys(tuple(array.shape), tuple(array.chunks)) if k.split("/")[1] == str(pos)],
-                  int(np.prod(array.chunks)) * np.dtype(array.dtype).itemsize + 4, where)
-    return np.asarray(checked_read(array, (pos, slice(None)), where), dtype=np.float32)
+    manifest = rec["states_manifest"]
+    layout = Layout.of(array, where, axis=1)
+    if len(manifest) != layout.n_chunks:
+        raise StoreError(f"{where}: its manifest records {len(manifest)} chunks of the {layout.n_chunks} its shape "
+                         f"needs: its metadata was changed; run `hs verify` on the store, then {_dump_hint(store)}")
+    # every chunk against its own CRC-32C and the one the manifest recorded when it was written
+    rows = read_rows(storage.location(store.path) / GROUP / ARRAY, layout, (pos,), 0, layout.shape[1],
+                     lambda col: manifest[col][pos])
+    return np.asarray(rows, dtype=np.float32)
 
 
 def key(store) -> str:
