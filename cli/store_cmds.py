@@ -54,7 +54,14 @@ def _human(n: float) -> str:
 @click.command()
 @click.argument("store", type=STORE)
 def info(store):
-    """Show a store's model, settings and corpora (sizes, bytes per token)."""
+    """Show a store's model, settings and corpora (sizes, bytes per token), or what a fitted recipe
+    (hs fit --out DIR) holds, every file's checksum checked."""
+    from analysis.fitted.folder import is_folder
+
+    if not isinstance(store, str) and is_folder(store):
+        from .vectors_cmd import print_fitted
+
+        return print_fitted(store)
     print_info(store)
 
 

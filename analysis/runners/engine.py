@@ -111,21 +111,18 @@ class Engine:
         return self._evaluators[task.id]
 
     def embed(self, task_id: str, recipe: Recipe) -> np.ndarray:
-        """Post-processed sentence matrix of a task's corpus under ``recipe``."""
+        """Post-processed sentence matrix of a corpus under ``recipe``, rows in stored order (runners/embed.py
+        gives them in the corpus's original order)."""
         corpus = self.store.corpus(task_id)
         X = self.pooler.embed(corpus, recipe)
         if not recipe.post:
             return X
-        return self._apply(self._chain(corpus, recipe, X), X)
+        return post_mod.apply(self.fit_post(corpus, recipe, X), X)
 
-    @staticmethod
-    def _apply(chain: list, X: np.ndarray) -> np.ndarray:
-        for step in chain:
-            X = step.transform(X)
-        return np.asarray(X, dtype=np.float32)
-
-    def _chain(self, corpus, recipe: Recipe, X_task: np.ndarray) -> list:
-        """Fit the post-processing steps in order, each on its reference passed through the earlier ones."""
+    def fit_post(self, corpus, recipe: Recipe, X_task: np.ndarray | None) -> list:
+        """The recipe's post-processing steps fitted in order, each on its reference passed through the
+        earlier ones; ``@task`` steps on ``X_task``, the matrix of ``corpus`` (a fitted recipe names
+        every reference, analysis/fitted, and passes None)."""
         bare = replace(recipe, post=())
         uses_task = any(s.ref == "task" for s in recipe.post)
         key = (str(recipe), corpus.fingerprint if uses_task else None)
@@ -134,7 +131,7 @@ class Engine:
         fitted = []
         for step in recipe.post:
             ref = X_task if step.ref in ("task", None) else self.pooler.embed(self.store.corpus(step.ref), bare)
-            fitted.append(post_mod.make(step).fit(self._apply(fitted, ref)))
+            fitted.append(post_mod.make(step).fit(None if ref is None else post_mod.apply(fitted, ref)))
         self._chains[key] = fitted
         return fitted
 

@@ -71,8 +71,9 @@ def _write(store: Store, corpora: list[str], tmp: Path, progress: bool) -> None:
                 text.create_dataset(part, data=corpus.small("text", part))
             for part in ("offsets", "token_ids", "token_kind", "batch_ends"):
                 g.create_dataset(part, data=corpus.small(part))
-            if corpus.has("position_ids"):  # template-only corpora (docs/prompts.md)
-                g.create_dataset("position_ids", data=corpus.small("position_ids"), fletcher32=True)
+            for part in ("position_ids", "source_position"):  # template-only corpora; corpora of newer dumps
+                if corpus.has(part):
+                    g.create_dataset(part, data=corpus.small(part), fletcher32=True)
             if attention.has_diagonals(corpus):
                 g.create_dataset(attention.ARRAY, data=attention.read_checked(corpus), fletcher32=True)
             hidden = corpus.raw("hidden")

@@ -339,7 +339,8 @@ def _plan_of(corpus) -> CorpusPlan:
     attrs = corpus.attrs
     positions = corpus.small("position_ids") if corpus.has("position_ids") else None
     return CorpusPlan(corpus.name, corpus.texts, corpus.offsets, corpus.all_token_ids, corpus.all_token_kinds,
-                      corpus.small("batch_ends"), attrs["truncated"], attrs["source"], position_ids=positions)
+                      corpus.small("batch_ends"), attrs["truncated"], attrs["source"], position_ids=positions,
+                      source_position=corpus.source_positions)
 
 
 def check_local(out) -> None:

@@ -57,6 +57,9 @@ class CorpusPlan:
     source: dict
     position_ids: np.ndarray | None = None      # int32 (T): set only where the dump passes its own (templates.py)
     attention_shape: tuple[int, int] | None = None  # (layers, heads) if attention diagonals are stored (attention.py)
+    # int64 (S): each stored sentence's first position in the source's texts (hs embed's original order);
+    # not in the fingerprint, so a corpus an older hs began (without it) resumes
+    source_position: np.ndarray | None = None
 
     @property
     def n_sentences(self) -> int:
@@ -279,6 +282,8 @@ class StoreWriter:
         corpus = Store(self.path).corpus(plan.name, allow_incomplete=True)
         expected = {"text": plan.texts, "offsets": plan.offsets, "token_ids": plan.token_ids,
                     "token_kind": plan.token_kind, "batch_ends": plan.batch_ends}
+        if plan.source_position is not None and "source_position" in corpus.attrs.get("manifest", {}):
+            expected["source_position"] = plan.source_position  # only where the corpus was begun with it
         for name, want in expected.items():
             try:
                 got = corpus.texts if name == "text" else corpus.small(name)
@@ -298,6 +303,8 @@ class StoreWriter:
             manifest[name] = _write_small(g, name, getattr(plan, name))
         if plan.position_ids is not None:
             manifest["position_ids"] = _write_small(g, "position_ids", plan.position_ids, ("token",))
+        if plan.source_position is not None:
+            manifest["source_position"] = _write_small(g, "source_position", plan.source_position)
         layers = self.settings["layers"]
         manifest["layer"] = _write_small(g, "layer", np.asarray(layers, dtype=np.int32))
         manifest["sentence_length"] = _write_small(g, "sentence_length", np.diff(plan.offsets).astype(np.int32))
