@@ -4,8 +4,8 @@ A store keeps each corpus's texts deduplicated and sorted by token count (the du
 original order is the order of the task's data (``Task.texts()``, first occurrences) or of the
 user's file: a store dumped by this hs records each sentence's first position in its source
 (``source_position``); for an older store the recorded file is read again (with the options the dump
-recorded, else the defaults), and used only if its texts, sorted the way the dump sorts them, are
-exactly the stored ones. Otherwise the original order is refused, never guessed: ``order="stored"``
+recorded, else the defaults), and used only if it was not modified after the corpus was written and
+its texts, sorted the way the dump sorts them, are exactly the stored ones. Otherwise the original order is refused, never guessed: ``order="stored"``
 gives the rows as stored.
 
     from analysis.runners.embed import embed
@@ -21,6 +21,7 @@ import numpy as np
 
 from hsstore.errors import HsError, StoreError
 from hsstore.format.layout import stored_order
+from hsstore.format.storage import is_remote
 from hsstore.store import Corpus, Store
 from hsstore.tasks import TASKS
 from hsstore.tasks.corpusfile import read_corpus_file
@@ -47,9 +48,25 @@ def _stored_hint(corpus: Corpus) -> str:
     return f"--order stored gives {corpus.name!r}'s rows in the store's order (by token count)"
 
 
+def _dumped_at(corpus: Corpus) -> float | None:
+    """When the corpus's texts were written (its text arrays' files), where the store is a local directory."""
+    if not corpus.store.is_zarr or is_remote(corpus.dir) or not (corpus.dir / "text").is_dir():
+        return None
+    times = [p.stat().st_mtime for p in (corpus.dir / "text").rglob("*") if p.is_file()]
+    return min(times) if times else None
+
+
 def _from_file(corpus: Corpus, source: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(stored rows, source positions) by reading the corpus's file again, if it still holds its texts."""
+    """(stored rows, source positions) by reading the corpus's file again, if it is unchanged since the
+    dump (not modified after the corpus was written) and still holds its texts in an order the dump's
+    sort maps to the stored one."""
     path = Path(source["file"])
+    dumped = _dumped_at(corpus)
+    if dumped is None or not path.is_file() or path.stat().st_mtime > dumped:
+        why = "was changed after the dump" if path.is_file() and dumped is not None else \
+            "is not there" if not path.is_file() else "cannot be compared with this copy of the store"
+        raise HsError(f"corpus {corpus.name!r} records no original order, and its file {path} {why}; "
+                      f"{_stored_hint(corpus)}")
     try:
         texts = read_corpus_file(path, column=source.get("column"), encoding=source.get("encoding", "utf-8"),
                                  skip_empty=bool(source.get("skip_empty", False)), fmt=source.get("format", "auto"))
