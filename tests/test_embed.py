@@ -132,3 +132,13 @@ def test_hs_embed_refusals_are_one_line(tiny_store, tmp_path):
         assert code == 2 and text.startswith("hs: error:") and says in text, text
         assert len(text.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_source_positions_are_verified_and_exported(file_store, tmp_path):
+    root, _ = file_store
+    code, out = run("verify", root / "store", "--deep")
+    assert code == 0, out
+    positions = hsstore.open(root / "store").corpus("notes").source_positions
+    code, out = run("export", root / "store", tmp_path / "s.h5", "-q")
+    assert code == 0, out
+    np.testing.assert_array_equal(hsstore.open(tmp_path / "s.h5").corpus("notes").source_positions, positions)

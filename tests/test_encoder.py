@@ -19,7 +19,7 @@ from encoder import Encoder
 from encoder.fit import fit_folder
 from hsstore.dump.run import run_dump
 from hsstore.dump.sources import CorpusSource, with_templates
-from hsstore.errors import HsError, StoreError
+from hsstore.errors import HsError
 from hsstore.tasks import get_task
 
 from conftest import SENTENCES

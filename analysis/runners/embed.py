@@ -5,8 +5,8 @@ original order is the order of the task's data (``Task.texts()``, first occurren
 user's file: a store dumped by this hs records each sentence's first position in its source
 (``source_position``); for an older store the recorded file is read again (with the options the dump
 recorded, else the defaults), and used only if it was not modified after the corpus was written and
-its texts, sorted the way the dump sorts them, are exactly the stored ones. Otherwise the original order is refused, never guessed: ``order="stored"``
-gives the rows as stored.
+its texts, sorted the way the dump sorts them, are exactly the stored ones. Otherwise the original
+order is refused, never guessed: ``order="stored"`` gives the rows as stored.
 
     from analysis.runners.embed import embed
     out = embed(hsstore.open("runs/minilm"), parse_recipe("layers=last;pool=mean"), corpus="stsb")

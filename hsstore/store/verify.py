@@ -76,6 +76,10 @@ def _shapes(report: Report, corpus, where: str) -> None:
         report.bad(f"{where} array batch_ends", "not increasing batch ends that stop at the last sentence")
     if len(corpus.texts) != S:
         report.bad(f"{where} array text", f"{len(corpus.texts)} texts, expected {S}")
+    positions = corpus.source_positions
+    if positions is not None and (len(positions) != S or len(np.unique(positions)) != S or
+                                  (S and positions.min() < 0)):
+        report.bad(f"{where} array source_position", f"not {S} distinct positions of the source's texts")
     hidden = corpus.raw("hidden")
     want = (len(corpus.store.layers), T, corpus.store.hidden_size)
     if tuple(hidden.shape) != want:
@@ -92,7 +96,7 @@ def _corpus(report: Report, store, name: str, deep: bool) -> None:
     base = corpus.dir
     manifest = corpus.attrs.get("manifest") if store.has_manifest else None
     rels = ("text/bytes", "text/offsets", "offsets", "token_ids", "token_kind", "batch_ends")
-    rels += tuple(k for k in (manifest or {}) if k not in rels)  # layer, sentence_length, position_ids
+    rels += tuple(k for k in (manifest or {}) if k not in rels)  # layer, sentence_length, position_ids, source_position
     for rel in rels:
         try:
             _small(report, corpus.raw(*rel.split("/")), base, rel, where, manifest, deep)
