@@ -5,11 +5,12 @@ from pathlib import Path
 
 import click
 
-from hsstore.dump.sources import CorpusSource, preset_sources, task_source, with_templates
+from hsstore.dump.sources import CorpusSource, task_file_source, task_source, with_templates
 from hsstore.errors import HsError
 from hsstore.tasks import get_task
 from hsstore.tasks.corpusfile import read_corpus_file
 from hsstore.tasks.presets import preset_help
+from hsstore.tasks.taskfile import FAMILIES as TASK_FILE_FAMILIES, read_task_file
 from hsstore.tasks.templates import template_help
 
 from .params import STORE
@@ -34,7 +35,17 @@ def _log(message: str) -> None:
 @click.option("--corpus-format", type=click.Choice(["auto", "lines", "wikitext"]), default="auto", show_default=True,
               help="auto: by extension (.csv/.tsv/.jsonl, else one text a line); wikitext: a WikiText raw file "
                    "(e.g. wiki.train.raw) split into sentences.")
-@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of --corpus-file.")
+@click.option("--task-file", "task_files", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
+              help="Your own task: a .tsv/.csv/.jsonl table whose columns say the family (text1,text2,score: STS; "
+                   "text,label[,split]: classification; text1,text2,label: pair classification), or a BEIR folder "
+                   "(corpus.jsonl, queries.jsonl, qrels/<split>.tsv: retrieval). Its texts and its definition are "
+                   "stored; hs eval then needs only the store (repeatable; docs/tasks.md).")
+@click.option("--task-family", type=click.Choice(TASK_FILE_FAMILIES),
+              help="The family of every --task-file, where its columns do not say it (text,label: classification "
+                   "or clustering).")
+@click.option("--task-name", help="Task (and corpus) name for a single --task-file [default: the file's stem, a BEIR "
+                                  "folder's name].")
+@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of --corpus-file and --task-file.")
 @click.option("--skip-empty", is_flag=True, help="Skip empty lines of --corpus-file instead of failing.")
 @click.option("--out", "-o", required=True, type=STORE,
               help="Store directory (created if missing), or an object-storage URL such as s3://bucket/prefix.")
@@ -64,10 +75,11 @@ def _log(message: str) -> None:
               help="Run the shards as tasks on a Dask cluster (tcp://host:8786, or local:N for N local worker "
                    "processes), one per worker, then merge; OUT must be on a file system all workers share.")
 @click.option("--shards", type=click.IntRange(min=1), help="With --dask: how many shards [default: one per worker].")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def dump(model, tasks, preset, files, corpus_name, column, corpus_format, encoding, skip_empty, out, layers, dtype,
-         max_length, batch_tokens, chunk_tokens, device, precision, templates, attention_diagonals, shard,
-         dask_address, shards, quiet):
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress bar and no informational lines (per-corpus times, the summary); errors still print.")
+def dump(model, tasks, preset, files, corpus_name, column, corpus_format, task_files, task_family, task_name, encoding,
+         skip_empty, out, layers, dtype, max_length, batch_tokens, chunk_tokens, device, precision, templates,
+         attention_diagonals, shard, dask_address, shards, quiet):
     """Run a model once over corpora and store every layer's hidden state of every token.
 
     Resumable: if a dump is killed, run the same command again; it continues from the last
@@ -78,6 +90,8 @@ def dump(model, tasks, preset, files, corpus_name, column, corpus_format, encodi
       hs dump --task stsb --task sickr --out runs/minilm
       hs dump --model bert-base-uncased --task wikitext2 --layers 0,12 --out runs/bert
       hs dump --corpus-file my.txt --out runs/minilm
+      hs dump --task-file pairs.tsv --out runs/minilm                     # your STS pairs: hs eval -t pairs
+      hs dump --task-file scifact/ --template 'query : [X]' --out runs/minilm   # a BEIR folder, query template
       hs dump --corpus-file wiki.train.raw --corpus-format wikitext --corpus-name wikitext2-train --out runs/minilm
       hs dump --task stsb --template promptbert --out runs/minilm        # corpora stsb~promptbert(~empty)
       hs dump --task stsb --attention-diagonals --out runs/minilm-ditto
@@ -88,23 +102,28 @@ def dump(model, tasks, preset, files, corpus_name, column, corpus_format, encodi
       wait; hs merge runs/minilm
       hs dump --task stsb --dask tcp://scheduler:8786 --out /shared/runs/minilm   # shards on Dask workers
     """
-    from hsstore.dump.run import run_dump  # torch and transformers: only when a dump runs
-
     shard = _parse_shard(shard)
-    _check_options(tasks, preset, files, templates, corpus_name, shard, dask_address, shards, attention_diagonals)
-    sources = _sources(tasks, files, preset, templates, corpus_name, column, encoding, skip_empty, corpus_format)
+    _check_options(tasks, preset, files, templates, corpus_name, shard, dask_address, shards, attention_diagonals,
+                   task_files, task_family, task_name)
+    sources = _sources(tasks, files, templates, corpus_name, column, encoding, skip_empty, corpus_format)
+    sources = _task_file_sources(task_files, task_family, task_name, encoding, templates) + sources
     settings = {"layers_spec": layers, "dtype": dtype, "max_length": max_length, "batch_tokens": batch_tokens,
                 "chunk_tokens": chunk_tokens, "device": device, "precision": precision}
+    log = (lambda m: None) if quiet else _log  # `hs info` still shows what was stored
     if dask_address:
         from hsstore.dump.on_dask import dump_on_dask  # the optional extra dask
         from hsstore.store.writer import check_output_path
 
         check_output_path(out)
-        summary = dump_on_dask(dask_address, shards, {"model_name": model, "sources": sources, "out": out, **settings},
-                               log=_log)
+        summary = dump_on_dask(dask_address, shards, {"model_name": model, "sources": sources, "out": out,
+                                                      "preset": preset, **settings}, log=log)
     else:
-        summary = run_dump(model, sources, out, **settings, progress=not quiet, log=_log,
-                           attention_diagonals=attention_diagonals, shard=shard)
+        from hsstore.dump.run import run_dump  # torch and transformers: only once the input is read and checked
+
+        summary = run_dump(model, sources, out, **settings, progress=not quiet, log=log,
+                           attention_diagonals=attention_diagonals, shard=shard, preset=preset)
+    if quiet:
+        return
     if shard:
         click.echo(f"stored shard {shard[0]}/{shard[1]} of {len(summary)} corpora in {out}; once all {shard[1]} "
                    f"are done: hs merge {out}")
@@ -113,12 +132,18 @@ def dump(model, tasks, preset, files, corpus_name, column, corpus_format, encodi
     print_info(out)
 
 
-def _check_options(tasks, preset, files, templates, corpus_name, shard, dask_address, shards, attention_diagonals):
+def _check_options(tasks, preset, files, templates, corpus_name, shard, dask_address, shards, attention_diagonals,
+                   task_files=(), task_family=None, task_name=None):
     """Option combinations that make no dump, refused before anything is read or loaded."""
     if preset and (tasks or templates):
         raise HsError("--preset names its own tasks and templates; leave out --task and --template")
-    if not tasks and not files and not preset:
-        raise HsError("nothing to dump: give --task TASK (see `hs tasks`), --corpus-file FILE or --preset NAME")
+    if not tasks and not files and not preset and not task_files:
+        raise HsError("nothing to dump: give --task TASK (see `hs tasks`), --task-file PATH, --corpus-file FILE or "
+                      "--preset NAME")
+    if task_name and len(task_files) != 1:
+        raise HsError("--task-name names a single --task-file")
+    if task_family and not task_files:
+        raise HsError("--task-family goes with --task-file")
     if dask_address and (shard or attention_diagonals):
         raise HsError("--dask runs every shard itself: drop --shard" if shard else
                       "--attention-diagonals cannot be combined with --dask; dump those corpora in one process")
@@ -134,8 +159,9 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
     return None if shard is None else parse_shard(shard)
 
 
-def _sources(tasks, files, preset, templates, corpus_name, column, encoding, skip_empty, corpus_format) -> list:
-    """What the dump reads: the tasks' and files' texts (each wrapped in the templates), after a preset's."""
+def _sources(tasks, files, templates, corpus_name, column, encoding, skip_empty, corpus_format) -> list:
+    """What the dump reads besides a preset's corpora (which depend on the model: run_dump adds them):
+    the tasks' and files' texts, each wrapped in the templates."""
     from hsstore.store.writer import check_corpus_name  # zarr: only when a dump runs
 
     sources = [task_source(get_task(name).id) for name in tasks]
@@ -145,8 +171,23 @@ def _sources(tasks, files, preset, templates, corpus_name, column, encoding, ski
         # how the file was read, so that hs embed can read it again the same way (its original order)
         sources.append(CorpusSource(name, texts, {"file": str(f.resolve()), "column": column, "encoding": encoding,
                                                   "skip_empty": skip_empty, "format": corpus_format}))
-    sources = with_templates(sources, list(templates)) if sources else []
-    return (preset_sources(preset) if preset else []) + sources
+    return with_templates(sources, list(templates)) if sources else []
+
+
+def _task_file_sources(paths, family, name, encoding, templates) -> list:
+    """The corpora of the user's task files, each read and checked before the model loads."""
+    from hsstore.store.writer import check_corpus_name  # zarr: only when a dump runs
+
+    sources = []
+    for path in paths:
+        task = read_task_file(path, family=family, name=name, encoding=encoding)
+        try:
+            check_corpus_name(task.id, user=True)
+        except HsError:
+            raise HsError(f"task name {task.id[:40]!r} (of {path}) is not allowed: use up to 100 letters, digits and "
+                          f". _ + - (not first), e.g. --task-name my-task") from None
+        sources.append(task_file_source(task))
+    return with_templates(sources, list(templates)) if sources else []
 
 
 @click.command()

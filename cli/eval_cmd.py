@@ -78,11 +78,15 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
 @click.command()
 @click.argument("store", type=STORE)
 @click.option("--task", "-t", "tasks", multiple=True, metavar="TASK",
-              help="Task to evaluate (repeatable) [default: every evaluation task in the store].")
+              help="Task to evaluate, a benchmark task or the store's own (`hs tasks STORE` lists both; "
+                   "repeatable) [default: every evaluation task in the store].")
 @click.option("--preset", metavar="NAME",
               help="Run a preset's grid (study: the reference study's, docs/study.md) on its tasks instead of "
                    "--task/--recipe/--grid; with --json FILE an interrupted run continues where it stopped. "
                    "Caches pooled matrices in memory only, one task at a time.")
+@click.option("--family", "families", multiple=True, metavar="FAMILY",
+              help="With --preset: only this family of its grid (repeatable), e.g. --family sts --family clustering "
+                   "for a store without the classification corpora.")
 @click.option("--recipe", "-r", "recipes", multiple=True, metavar="RECIPE",
               help="A whole recipe, e.g. 'layers=first-last;pool=mean;post=whiten@wikitext2' (repeatable); "
                    "'model' is the model's own sentence-transformers pooling and normalisation.")
@@ -105,8 +109,9 @@ def build_recipes(recipe_strings, grid_file, axis_values: dict[str, tuple[str, .
 @click.option("--plot", "plot_out", type=click.Path(path_type=Path),
               help="Draw the table as a heatmap (PNG, PDF or SVG by extension; needs matplotlib).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk pooled-matrix cache.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def eval_command(store, tasks, preset, recipes, grid_file, jobs, scheduler, diagnostics, json_out, csv_out,
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress bar and no informational lines (wrote FILE, notes); the table, warnings and errors still print.")
+def eval_command(store, tasks, preset, families, recipes, grid_file, jobs, scheduler, diagnostics, json_out, csv_out,
                  mteb_dir, plot_out, no_cache, quiet, **declared):
     """Evaluate recipes on tasks from a store, without the model.
 
@@ -121,6 +126,7 @@ def eval_command(store, tasks, preset, recipes, grid_file, jobs, scheduler, diag
       hs eval runs/minilm -r 'layers=all;weights=idf@wikitext2;post=whiten@wikitext2+l2' --json out.json
       hs eval runs/minilm --layers all --pool mean --pool max --scheduler local:2
       hs eval runs/study-minilm --preset study --json study.json     # the study's grid, resumable
+      hs eval runs/study-smollm2 --preset study --family sts --family clustering --json study.json
     """
     axis_values = {axis: declared.pop(axis) for axis in AXES}
     given = declared  # the families' protocol options, None where not given
@@ -133,14 +139,18 @@ def eval_command(store, tasks, preset, recipes, grid_file, jobs, scheduler, diag
     if preset:
         flags = {"--task": tasks, "--recipe": recipes, "--grid": grid_file, **{f"--{a}": v for a, v in axis_values.items()},
                  "--csv": csv_out, "--mteb-dir": mteb_dir, "--plot": plot_out, "--scheduler": scheduler}
-        return _run_preset(st, preset, given, [flag for flag, value in flags.items() if value], json_out, jobs, quiet)
+        return _run_preset(st, preset, families, given, [flag for flag, value in flags.items() if value], json_out,
+                           jobs, quiet)
+    if families:
+        raise HsError("--family chooses families of a preset's grid; give --preset too, or use --task")
     options = {name: option.default if given[name] is None else given[name] for name, option in family_options().items()}
     results = _run_grid(st, tasks, recipes, grid_file, axis_values, options, diagnostics, jobs, scheduler, no_cache,
                         quiet)
-    _write_outputs(results, st, options, diagnostics, bool(to_stdout), json_out, csv_out, mteb_dir, plot_out)
+    _write_outputs(results, st, options, diagnostics, bool(to_stdout), json_out, csv_out, mteb_dir, plot_out, quiet)
 
 
-def _run_preset(st, preset: str, given: dict, conflicting: list[str], json_out, jobs, quiet) -> None:
+def _run_preset(st, preset: str, families: tuple[str, ...], given: dict, conflicting: list[str], json_out, jobs,
+                quiet) -> None:
 
     if conflicting:
         raise HsError(f"--preset runs its own tasks and grid; leave out {', '.join(conflicting)} "
@@ -149,7 +159,7 @@ def _run_preset(st, preset: str, given: dict, conflicting: list[str], json_out, 
     options = {name: declared.get(name, option.default) if given[name] is None else given[name]
                for name, option in family_options().items()}
     # no disk cache: each pooled matrix serves one task's grid, and all of them would fill gigabytes
-    run_preset_command(st, preset, options, json_out, jobs, False, not quiet)
+    run_preset_command(st, preset, options, json_out, jobs, False, not quiet, quiet, families=families or None)
 
 
 def _run_grid(st, tasks, recipes, grid_file, axis_values, options, diagnostics, jobs, scheduler, no_cache, quiet):
@@ -166,8 +176,10 @@ def _run_grid(st, tasks, recipes, grid_file, axis_values, options, diagnostics, 
                       scheduler=scheduler)
 
 
-def _write_outputs(results, st, options, diagnostics, to_stdout, json_out, csv_out, mteb_dir, plot_out) -> None:
-    """The table (stdout unless a data file goes there), then the files asked for; notes go to stderr."""
+def _write_outputs(results, st, options, diagnostics, to_stdout, json_out, csv_out, mteb_dir, plot_out,
+                   quiet=False) -> None:
+    """The table (stdout unless a data file goes there), then the files asked for; notes go to stderr
+    (none with ``quiet``), and so do warnings (always)."""
     from analysis.results.mteb import write_mteb_dir  # with the engine, after an evaluation
     from analysis.results.records import write_csv, write_json
     from analysis.results.table import plot, recipe_line, table
@@ -179,15 +191,19 @@ def _write_outputs(results, st, options, diagnostics, to_stdout, json_out, csv_o
         for r in results:
             click.echo(f"{r.task.id:12s} {r.recipe}  " + "  ".join(f"{k}={v:.4g}" for k, v in r.diagnostics.items()),
                        err=to_stdout)
+    for warning in dict.fromkeys(w for r in results for w in r.warnings):
+        click.echo(f"hs: warning: {warning}", err=True)
     for out, write in ((json_out, lambda path: write_json(results, st, path)), (csv_out, lambda path: write_csv(results, path))):
         if out:
             write(out)
-            if str(out) != "-":
+            if str(out) != "-" and not quiet:
                 click.echo(f"wrote {out}", err=True)
     if mteb_dir:
         written, skipped = write_mteb_dir(results, st, mteb_dir, options)
-        click.echo(f"wrote {len(written)} MTEB result files under {mteb_dir / 'results'}"
-                   + (f"; left out (not MTEB's data or protocol): {', '.join(skipped)}" if skipped else ""), err=True)
+        if not quiet:
+            click.echo(f"wrote {len(written)} MTEB result files under {mteb_dir / 'results'}"
+                       + (f"; left out (not MTEB's data or protocol): {', '.join(skipped)}" if skipped else ""), err=True)
     if plot_out:
         plot(results, plot_out)
-        click.echo(f"wrote {plot_out}", err=True)
+        if not quiet:
+            click.echo(f"wrote {plot_out}", err=True)

@@ -41,23 +41,27 @@ def summary(records: list[dict], walls: dict[str, float]) -> str:
 
 
 def run_preset_command(store, preset: str, options: dict, json_out: Path | None, jobs, disk_cache: bool,
-                       progress: bool) -> None:
+                       progress: bool, quiet: bool = False, families: tuple[str, ...] | None = None) -> None:
     from analysis.runners.study_run import run_preset  # the engine: numba, scikit-learn
 
+    def say(message: str) -> None:  # -q: no notes, no 'wrote' line
+        if not quiet:
+            click.echo(message, err=True)
+
     if json_out is None or str(json_out) == "-":
-        click.echo("hs: note: without --json FILE the results are not kept and a stopped run starts over", err=True)
+        say("hs: note: without --json FILE the results are not kept and a stopped run starts over")
 
     def stop(signum, frame):  # a kill (SIGTERM) stops like Ctrl-C: finished evaluations are written first
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
-    try:
+    try:  # the run's own lines say what it drops or skips: they print with -q too
         records, walls = run_preset(store, preset, json_out, options, jobs=jobs, disk_cache=disk_cache,
-                                    progress=progress, log=lambda m: click.echo(m, err=True))
+                                    progress=progress, log=lambda m: click.echo(m, err=True), families=families)
     finally:
         signal.signal(signal.SIGTERM, previous)
     click.echo(summary(records, walls), err=str(json_out) == "-")
     if json_out is not None and str(json_out) == "-":
         click.echo(json.dumps(records, indent=1))
     elif json_out is not None:
-        click.echo(f"wrote {len(records)} records to {json_out}", err=True)
+        say(f"wrote {len(records)} records to {json_out}")

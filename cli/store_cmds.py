@@ -54,8 +54,16 @@ def _human(n: float) -> str:
 @click.command()
 @click.argument("store", type=STORE)
 def info(store):
-    """Show a store's model, settings and corpora (sizes, bytes per token), or what a fitted recipe
-    (hs fit --out DIR) holds, every file's checksum checked."""
+    """Show a store's model, settings and corpora (sizes, bytes per token, complete or not), or what a
+    fitted recipe (hs fit --out DIR) holds, every file's checksum checked.
+
+    \b
+    Examples:
+      hs info runs/minilm
+      hs info s3://my-bucket/runs/minilm      # object storage (docs/scale.md)
+      hs info runs/minilm.h5                  # an hs export
+      hs info fitted/                         # a folder of hs fit (docs/encoders.md)
+    """
     from analysis.fitted.folder import is_folder
 
     if not isinstance(store, str) and is_folder(store):
@@ -70,15 +78,31 @@ def info(store):
 @click.argument("corpus")
 @click.argument("index", type=int)
 def show(store, corpus, index):
-    """Show one stored sentence: its tokens, their kinds, and each layer's vector norm."""
+    """Show one stored sentence: its tokens, their kinds, and each layer's vector norm.
+
+    INDEX counts sentences in stored order, which is not the order of the task's file: a dump
+    stores each corpus deduplicated and sorted by token count (0 is the shortest), as
+    `store.corpus(NAME).texts` lists them; negative INDEX counts from the longest.
+
+    \b
+    Examples:
+      hs show runs/minilm stsb 0          # the shortest sentence of stsb
+      hs show runs/minilm stsb -- -1      # the longest (-- before a negative INDEX)
+      hs show runs/minilm wikitext2 100
+    """
     st = hsstore.open(store)
     c = st.corpus(corpus)
+    if not -c.n_sentences <= index < c.n_sentences:
+        raise HsError(f"index {index} is out of range: corpus {corpus!r} has {c.n_sentences} sentences; give an index "
+                      f"from 0 to {c.n_sentences - 1} (or -{c.n_sentences} to -1)")
+    index %= c.n_sentences
     states = c.hidden(index)
     norms = np.linalg.norm(states, axis=2)  # (layers, tokens)
     header = ["token", "kind"] + [f"L{layer}" for layer in st.layers]
     rows = [header] + [[tok, kind] + [f"{v:.2f}" for v in norms[:, j]]
                        for j, (tok, kind) in enumerate(zip(c.tokens(index), c.token_kinds(index)))]
-    click.echo(f"{corpus}[{index}]: {c.texts[index]}")  # after every read: an error prints alone
+    # after every read: an error prints alone
+    click.echo(f"{corpus}[{index}] (of {c.n_sentences}, in stored order: by token count): {c.texts[index]}")
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
         click.echo("  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
@@ -89,14 +113,23 @@ def show(store, corpus, index):
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--corpus", "-c", "corpora", multiple=True, metavar="NAME",
               help="Export only this corpus (repeatable) [default: every complete corpus].")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no 'wrote' line; errors still print.")
 def export(store, out, corpora, quiet):
     """Write a store's complete corpora to one HDF5 file (hsstore.open reads it too), with HDF5
-    dimension scales (layer numbers; token and feature labels)."""
+    dimension scales (layer numbers; token and feature labels) and the store's and each corpus's
+    metadata as HDF5 attributes (docs/store-format.md).
+
+    \b
+    Examples:
+      hs export runs/minilm runs/minilm.h5                        # every complete corpus
+      hs export runs/minilm stsb.h5 --corpus stsb --corpus sickr  # some of them
+      hs info stsb.h5; hs eval stsb.h5 -t stsb                    # read like the store itself
+    """
     from hsstore.store.export import export_hdf5  # h5py: only for an export
 
     export_hdf5(hsstore.open(store), out, progress=not quiet, corpora=list(corpora) or None)
-    click.echo(f"wrote {out}")
+    if not quiet:
+        click.echo(f"wrote {out}")
 
 
 @click.command()

@@ -52,14 +52,13 @@ def embed(store, task, corpus, recipe, out, order, no_cache, quiet):
     import hsstore
     from analysis.results.vector_files import check_out, write_vectors
     from analysis.runners.embed import embed as run_embed
-    from analysis.runners.engine import Engine
-    from hsstore.tasks import get_task
+    from analysis.runners.engine import Engine, find_task
 
     if bool(task) == bool(corpus):
         raise HsError("name one corpus: --task TASK or --corpus NAME")
     check_out(out)
     st = hsstore.open(store)
-    name = get_task(task).id if task else corpus
+    name = find_task(st, task).id if task else corpus  # a benchmark task, or the store's own (a task file)
     engine = Engine(st, disk_cache=not no_cache)
     with tqdm(unit="tok", unit_scale=True, desc=f"embed {name}", disable=True if quiet else None,
               dynamic_ncols=True) as bar:

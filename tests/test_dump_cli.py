@@ -66,7 +66,7 @@ def test_sigkill_then_rerun_gives_identical_arrays(tmp_path, tiny_model, long_co
     assert 0 < kills[0] < kills[1] < total, kills
     assert not hsstore.open(killed).corpus("wiki", allow_incomplete=True).complete
 
-    resumed = hs_cmd(*args, "--out", str(killed))
+    resumed = hs_cmd(*[a for a in args if a != "-q"], "--out", str(killed))  # -q would silence the resume line
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert "resuming at batch" in err

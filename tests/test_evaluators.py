@@ -139,6 +139,22 @@ def test_diagnostics_against_brute_force():
     assert diagnostics.partition_ratio(iso) > diagnostics.partition_ratio(X)
 
 
+def test_isotropy_is_mu_and_viswanath_on_unit_vectors():
+    """I = min Z(c) / max Z(c) over c = +-eigenvectors, Z(c) = sum_i exp(c . u_i), computed directly
+    (SVD instead of eigh, a plain sum of exps); it ignores vector length, so whitening raises it."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((400, 6)) * [5, 2, 1, 1, 0.5, 0.2] + [3, 0, 0, 1, 0, 0]  # a cone, uneven spread
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    _, _, vt = np.linalg.svd(U, full_matrices=False)  # rows: the eigenvectors of U^T U
+    z = [np.exp(U @ (sign * c)).sum() for c in vt for sign in (1, -1)]
+    assert diagnostics.partition_ratio(X) == pytest.approx(min(z) / max(z), rel=1e-9)
+    assert diagnostics.partition_ratio(X * 1e4) == pytest.approx(diagnostics.partition_ratio(X), rel=1e-9)
+    from analysis.embedding.post import Whiten
+
+    whitened = Whiten().fit(X).transform(X.astype(np.float32))
+    assert diagnostics.partition_ratio(whitened) > 0.95 > 0.8 > diagnostics.partition_ratio(X) >= np.exp(-2)
+
+
 # --- the probe: closed-form cross-validation against explicit refits ---
 
 @pytest.mark.parametrize("n, d", [(40, 6), (15, 30)])  # primal (n >= d) and dual (n < d)
@@ -461,7 +477,7 @@ def test_libraries_first_loaded_by_an_evaluation_are_single_threaded_too():
     code = """
 import json
 from types import SimpleNamespace
-from analysis.parallel import run_ordered
+from analysis.runners.threads import run_ordered
 
 def pools(_):
     import scipy.linalg, sklearn.cluster  # first loaded here, as inside an evaluation

@@ -286,7 +286,7 @@ def test_verify_a_good_store_and_repair(sts_store):
     code, output = run_cli("verify", sts_store, "--repair")
     assert code == 0 and "removed 1 temporary files" in output
     code, output = run_cli("verify", sts_store, "--corpus", "nope")
-    assert code == 2 and one_line_error(output, "no corpus 'nope'")
+    assert code == 1 and one_line_error(output, "no corpus 'nope'")  # missing data
 
 
 def test_format_1_stores_stay_readable_and_refuse_new_corpora(clean, tmp_path, tiny_model):
@@ -375,7 +375,7 @@ def test_out_under_a_file(tmp_path, tiny_model, sentences_file):
                            tmp_path / "f" / "s", "-q")
     assert code == 2 and one_line_error(output, "is a file"), output
     code, output = run_cli("export", tmp_path / "nowhere", tmp_path / "f" / "x.h5")
-    assert code == 2 and one_line_error(output), output
+    assert code == 1 and one_line_error(output, "no store at"), output  # a missing store: missing data
 
 
 def test_dump_into_a_read_only_store(clean, tmp_path, tiny_model, sentences_file):

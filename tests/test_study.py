@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,14 +19,15 @@ from analysis.recipes.recipe import parse_recipe
 from cli.main import hs
 from hsstore.tasks import presets
 from hsstore.dump.sources import preset_sources
-from hsstore.tasks.presets import Preset
+from hsstore.tasks.presets import DECODER, ENCODER, Preset
 from hsstore.tasks import get_task
 
 ROOT = Path(__file__).resolve().parent.parent
 # a preset of the study's shape on the conftest store's tasks (the grid of the other families differs only
 # in having no prompt read-outs, which test_stage1... checks)
 TINY = Preset(name="tiny", description="test preset", families={"sts": ("sts17", "biosses")},
-              references=("wikitext2",), templates={"promptbert": ("sts17", "biosses")})
+              references=("wikitext2",), encoder=replace(ENCODER, templates={"promptbert": ("sts17", "biosses")}),
+              decoder=replace(DECODER, templates={"prompteol": ("sts17", "biosses")}))
 TINY_ARGS = ("--seeds", "1")
 
 
@@ -64,26 +66,30 @@ def test_study_preset_declares_the_studys_tasks():
     assert [get_task(t).family for t in p.references] == ["corpus"]
     assert len(set(p.tasks)) == len(p.tasks) and not set(p.left_out) & set(p.tasks)
     # every corpus once: plain tasks, WikiText-2, and for each templated STS task its variant and empty rows
-    names = p.corpora()
-    assert len(names) == len(set(names)) == 26 + 1 + 2 * 8
-    assert [s.name for s in preset_sources("study")] == names
+    for causal, template in ((False, "promptbert"), (True, "prompteol")):
+        names = p.corpora(causal)
+        assert len(names) == len(set(names)) == 26 + 1 + 2 * 8
+        assert [s.name for s in preset_sources("study", causal)] == names
+        assert f"stsb~{template}~empty" in names
+    # some families only: their tasks, the references, and the templates of their tasks
+    assert p.corpora(False, ("clustering",)) == ["wikitext2", *p.families["clustering"]]
 
 
 def test_dump_preset_equals_the_explicit_commands_and_adds_nothing_twice(preset_store, tiny_store, tiny_model,
                                                                         tmp_path, tiny_preset):
     st = hsstore.open(preset_store)
-    assert set(TINY.corpora()) <= set(st.all_corpora)
-    assert all(st.corpus(n).complete for n in TINY.corpora())
+    assert set(TINY.corpora(False)) <= set(st.all_corpora)
+    assert all(st.corpus(n).complete for n in TINY.corpora(False))
     # the corpora the conftest store lacked, dumped with --task and --template: the same fingerprints
     explicit = tmp_path / "explicit"
     shutil.copytree(tiny_store, explicit)
-    templated = [a for t in TINY.templates["promptbert"] for a in ("--task", t)]
+    templated = [a for t in TINY.encoder.templates["promptbert"] for a in ("--task", t)]
     code, output = run("dump", "--model", tiny_model, "--batch-tokens", "1024", "-q", *templated,
                        "--template", "promptbert", "--out", explicit)
     assert code == 0, output
     other = hsstore.open(explicit)
-    assert {n: other.corpus(n).fingerprint for n in TINY.corpora()} == {n: st.corpus(n).fingerprint
-                                                                      for n in TINY.corpora()}
+    assert {n: other.corpus(n).fingerprint for n in TINY.corpora(False)} == {n: st.corpus(n).fingerprint
+                                                                      for n in TINY.corpora(False)}
     # rerunning the preset on a complete store writes nothing
     before = {p: p.stat().st_mtime_ns for p in preset_store.rglob("*") if p.is_file()}
     code, output = run("dump", "--preset", "tiny", "--model", tiny_model, "--batch-tokens", "1024", "-q",
@@ -104,7 +110,7 @@ def test_preset_usage_errors(preset_store, tiny_preset):
 
 
 def test_stage1_varies_one_axis_of_the_base_at_a_time():
-    entries = study.stage1("sts", 6, "promptbert", glove=False)
+    entries = study.stage1("sts", range(7), 6, "promptbert", glove=False, kind=ENCODER)
     base = parse_recipe(study.BASE)
     assert entries[0].recipe == base
     fields = base.fields()
@@ -113,17 +119,26 @@ def test_stage1_varies_one_axis_of_the_base_at_a_time():
         assert len(changed) == 1 or e.axis == "prompt", e
     layers = [e.recipe.layers for e in entries if e.axis == "layers"]
     assert layers == [*map(str, range(7)), "first-last", "emb-last", "all"]
+    some = study.stage1("sts", [0, 3, 6], 6, None, glove=False, kind=ENCODER)  # hs dump --layers 0,3,6
+    assert [e.recipe.layers for e in some if e.axis == "layers"] == ["0", "3", "6", "emb-last", "0,3,6"]
     views = [e.recipe.fields()["view"] for e in entries if e.axis == "view"]
     assert "glove" not in views and {"re", "input", "avg", "ctx*0.5+avg*0.5"} <= set(views)
     posts = {e.recipe.fields()["post"] for e in entries if e.axis == "post"}
     assert {"quantile", "quantile@wikitext2", "whiten", "whiten@wikitext2", "l2"} <= posts
     assert len([e for e in entries if e.axis == "prompt"]) == 4
-    assert not [e for e in study.stage1("clustering", 6, None, glove=False) if e.axis == "prompt"]
-    assert "glove" in [e.recipe.fields()["view"] for e in study.stage1("sts", 6, None, glove=True)]
+    assert [e.recipe.fields()["pool"] for e in entries if e.axis == "pool"] == ["max", "first"]
+    assert "special" in [e.recipe.fields()["drop"] for e in entries if e.axis == "drop"]
+    decoder = study.stage1("sts", range(7), 6, "prompteol", glove=False, kind=DECODER)
+    assert [e.recipe.fields()["pool"] for e in decoder if e.axis == "pool"] == ["max", "last"]
+    assert not [e for e in decoder if "special" in e.recipe.fields()["drop"]]  # a decoder may add none
+    assert not [e for e in study.stage1("clustering", range(7), 6, None, glove=False, kind=ENCODER)
+                if e.axis == "prompt"]
+    assert "glove" in [e.recipe.fields()["view"]
+                       for e in study.stage1("sts", range(7), 6, None, glove=True, kind=ENCODER)]
 
 
 def test_stage2_combines_the_best_of_each_axis():
-    entries = study.stage1("sts", 3, "promptbert", glove=True)
+    entries = study.stage1("sts", range(4), 3, "promptbert", glove=True, kind=ENCODER)
     # made-up family means: a known best on each axis
     wanted = {"layers": "first-last", "drop": "punct", "weights": "idf@wikitext2", "post": "whiten@wikitext2"}
     means = {e.recipe: (1.0 if e.recipe.fields()[e.axis] == wanted.get(e.axis) else 0.5) if e.axis in wanted
@@ -168,7 +183,8 @@ def full_run(preset_store, tmp_path_factory):
 def test_preset_run_records_every_evaluation(full_run, preset_store):
     records, output = full_run
     st = hsstore.open(preset_store)
-    grid = {f: study.stage1(f, st.n_model_layers, study.family_template(TINY, f), study.glove_available())
+    grid = {f: study.stage1(f, st.layers, st.n_model_layers, study.family_template(TINY, f, ENCODER), study.glove_available(),
+                            ENCODER)
             for f in TINY.families}
     stage1 = {(str(e.recipe), t) for f, tasks in TINY.families.items() for t in tasks for e in grid[f]}
     keys = [(r["recipe"], r["hs_task"]) for r in records]
@@ -306,3 +322,49 @@ def test_gpu_script_needs_the_model_cached_or_the_hub(tmp_path):
     (snapshot / "model.safetensors").write_bytes(b"")
     proc = _gpu_script("--check", "org/tiny", env=env)
     assert proc.returncode == 0 and "found in the local Hugging Face cache" in proc.stdout, proc.stderr
+
+
+def test_a_decoder_gets_the_presets_decoder_grid(tmp_path, tiny_preset):
+    """A GPT-2-style decoder (no mask token, no special tokens): the dump takes the decoder's template
+    (PromptEOL) and the grid its read-outs (the last token) and no filter of special tokens; --family
+    runs part of the grid."""
+    import sys as _sys
+
+    _sys.path.insert(0, str(ROOT / "tests"))
+    from families import build_family
+
+    model = build_family("gpt2", tmp_path / "gpt2")
+    out = tmp_path / "store"
+    code, output = run("dump", "--preset", "tiny", "--model", model, "--batch-tokens", "1024", "-q", "--out", out)
+    assert code == 0, output
+    st = hsstore.open(out)
+    assert st.model["causal"] and set(TINY.corpora(True)) <= set(st.corpora) | set(st.all_corpora)
+    assert "sts17~prompteol" in st.corpora and "sts17~promptbert" not in st.all_corpora
+    code, output = run("eval", out, "--preset", "tiny", "--family", "sts", "--seeds", "1", "-q", "--json",
+                       tmp_path / "r.json")
+    assert code == 0, output
+    recipes = {r["recipe"] for r in json.loads((tmp_path / "r.json").read_text())}
+    assert any("pool=last" in r and "view=ctx" in r for r in recipes)
+    assert any("prompt:template=prompteol" in r and "drop=template" in r for r in recipes)
+    assert not any("special" in r for r in recipes)
+    code, output = run("eval", out, "--preset", "tiny", "--family", "clustering")
+    assert code == 2 and "has no family clustering" in output
+    code, output = run("eval", out, "--family", "sts")
+    assert code == 2 and "give --preset too" in output
+
+
+def test_a_store_without_the_templated_variants_runs_the_grid_without_prompts(tiny_store, tmp_path, tiny_preset):
+    """Only templated corpora missing: the grid runs without its prompt read-outs, and says so; a missing
+    plain corpus is still refused."""
+    st = hsstore.open(tiny_store)
+    assert "sts17~promptbert" not in st.all_corpora and {"sts17", "biosses", "wikitext2"} <= set(st.corpora)
+    code, output = run("eval", tiny_store, "--preset", "tiny", "--seeds", "1", "-q", "--json", tmp_path / "r.json")
+    assert code == 0, output
+    assert "warning: sts: prompt read-outs left out" in output and "hs dump --model" in output
+    records = json.loads((tmp_path / "r.json").read_text())
+    assert records and not any("prompt" in r["recipe"] for r in records)
+    assert {r["study"]["stage"] for r in records} == {1, 2}
+    with pytest.MonkeyPatch.context() as mp:  # a plain task missing: refused as before
+        mp.setitem(presets.PRESETS, "tiny", replace(TINY, families={"sts": ("sts17", "biosses", "stsb")}))
+        code, output = run("eval", tiny_store, "--preset", "tiny", "--seeds", "1", "-q")
+    assert code != 0 and "lacks" in output and "stsb" in output

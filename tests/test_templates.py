@@ -118,11 +118,15 @@ def reference_model(model_dir, eager: bool):
 
 
 def direct(model_dir, ids, position_ids=None, eager=False):
-    """A plain transformers forward pass of one unpadded sequence."""
+    """A plain transformers forward pass of one unpadded sequence.
+
+    The all-ones attention mask is explicit: without one, transformers >= 5.25 reads a jump in
+    ``position_ids`` as the start of a packed second sequence and masks attention across it."""
     model = reference_model(model_dir, eager)
     with torch.no_grad():
         extra = {} if position_ids is None else {"position_ids": torch.tensor([position_ids])}
-        return model(input_ids=torch.tensor([ids]), output_hidden_states=True, output_attentions=eager, **extra)
+        return model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                     output_hidden_states=True, output_attentions=eager, **extra)
 
 
 def test_stored_mask_state_equals_direct_forward(templated_store, tiny_model):
@@ -240,7 +244,7 @@ def test_sigkilled_templated_dump_resumes_byte_identical(tmp_path, tiny_model):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 0 < committed() < total
-    resumed = hs_cmd(*args, "--out", str(tmp_path / "killed"))
+    resumed = hs_cmd(*[a for a in args if a != "-q"], "--out", str(tmp_path / "killed"))  # -q: no resume line
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0 and "resuming at batch" in err, err
     for name in ("wiki~promptbert", "wiki~promptbert~empty"):

@@ -88,12 +88,27 @@ class Whiten(PostStep):
         vals, vecs = vals[order], vecs[:, order]
         if self.k:
             vals, vecs = vals[:self.k], vecs[:, :self.k]
+        self.warning_ = _degenerate(len(vals), len(X))
         W = vecs / np.sqrt(vals + self.eps)
         self.W_ = (W @ vecs.T if self.mode == "zca" else W).astype(np.float32)
         return self
 
     def transform(self, X):
         return (X - self.mean_.astype(np.float32)) @ self.W_
+
+
+def _degenerate(kept: int, rows: int) -> str | None:
+    """Why a whitening fit is degenerate, or None: with ``rows`` reference rows the centred covariance
+    has rank at most rows - 1, so of ``kept`` > rows - 1 directions the rest have no variance there and
+    whitening scales rounding noise in them by up to 1/sqrt(eps). (A model's own flat directions, such
+    as a LayerNorm's, are flat in the task's vectors too; they are not flagged.)"""
+    flat = kept - (rows - 1)
+    if flat <= 0:
+        return None
+    good = max(1, rows - 1)
+    return (f"the whitening is degenerate: it keeps {kept} directions but its reference has {rows} rows, so at least "
+            f"{flat} directions have no variance there and are scaled up from rounding noise; fit it on a corpus with "
+            f"more sentences than dimensions (e.g. @wikitext2) or keep at most {good} (whiten:k={good})")
 
 
 @register
@@ -164,8 +179,9 @@ def apply(chain: list, X: np.ndarray) -> np.ndarray:
 
 
 def fitted_arrays(fitted) -> dict[str, np.ndarray]:
-    """What a fitted post-processor learned: its attributes ending in ``_``, as arrays."""
-    return {k: np.asarray(v) for k, v in vars(fitted).items() if k.endswith("_")}
+    """What a fitted post-processor learned: its attributes ending in ``_``, as arrays (not its
+    ``warning_``, a message about the fit, which hs eval reports and a saved recipe does not need)."""
+    return {k: np.asarray(v) for k, v in vars(fitted).items() if k.endswith("_") and not isinstance(v, (str, type(None)))}
 
 
 def restore(step: Step, arrays: dict[str, np.ndarray]):

@@ -11,17 +11,20 @@ Everything here is linear in the layer states, so per-layer results mix like pla
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from hsstore.errors import HsError
+from hsstore.errors import HsError, StoreError
 from hsstore.format.layout import KIND_MASK, KIND_TEMPLATE, KIND_TEXT
 from hsstore.store.attention import read_diagonal
 from hsstore.tasks.templates import SEPARATOR, TEMPLATES, empty_name
 
-from ..recipes.steps import Param, StepType, register
+from ..recipes.recipe import Part, Recipe
+from ..recipes.steps import Param, Step, StepType, register
 from .pooling import Pooling
 from .tokens import Stream, Weights, store_stream
-from .views import _LAYERS, View
+from .views import _LAYERS, Contextual, View
 
 
 def template_of(corpus) -> dict | None:
@@ -39,7 +42,10 @@ def require_template(corpus, what: str) -> dict:
 
 def slot_weights(corpus) -> np.ndarray:
     """1 at each sentence's read-out slot, 0 elsewhere: mean pooling with these weights reads the slot."""
-    require_template(corpus, "pool=mask")
+    template = require_template(corpus, "pool=mask")
+    if template.get("readout") == "none":
+        raise HsError(f"pool=mask reads a template's read-out slot, but {template['text']!r} has nothing after [X] "
+                      f"(corpus {corpus.name!r}); pool its tokens instead, e.g. pool=mean;drop=template")
     return (corpus.all_token_kinds == KIND_MASK).astype(np.float32)
 
 
@@ -116,7 +122,7 @@ class Prompted(View):
     def variant(self, corpus):
         name = f"{corpus.name}{SEPARATOR}{self.template}"
         if name not in corpus.store.corpora:
-            raise HsError(f"store {corpus.store.path} has no complete corpus {name!r}; run: hs dump --model "
+            raise StoreError(f"store {corpus.store.path} has no complete corpus {name!r}; run: hs dump --model "
                           f"{corpus.store.model['name']} --task {corpus.name} --template {self.template} "
                           f"--out {corpus.store.path}")
         return corpus.store.corpus(name)
@@ -190,3 +196,24 @@ class Ditto(Weights):
 
     def token_weights(self, stream: Stream, refs: dict) -> np.ndarray:
         return ditto_weights(_stream_corpus(stream, "weights=ditto"), self.layer, self.head)
+
+
+def query_template(recipe: Recipe) -> tuple[str, Recipe] | None:
+    """A retrieval recipe's query-side template. A retrieval task's template wraps its queries only
+    (``hs dump --template`` makes ``<task>~T`` of them), so ``view=prompt:template=T`` there means: the
+    queries from ``<task>~T``, the documents from the task's corpus, both read as stored (``view=ctx``
+    with the part's layers). Returns (T, that recipe), or None for a recipe without a template."""
+    parts = [p for p in recipe.view if p.step.name == Prompted.NAME]
+    if not parts:
+        return None
+    if len(recipe.view) > 1:
+        raise HsError(f"recipe {recipe}: on a retrieval task view=prompt must be the only view (its template is the "
+                      f"queries', so a mix has no meaning for the documents)")
+    if recipe.pool.name == ReadOut.NAME:
+        raise HsError(f"recipe {recipe}: a retrieval task's documents are not templated, so they have no read-out "
+                      f"slot for pool=mask; pool the tokens (pool=mean, with drop=template to leave the template's "
+                      f"words out of the queries)")
+    step = parts[0].step
+    layers = step.param("layers")
+    plain = Step("view", Contextual.NAME, (("layers", layers),) if layers else ())
+    return step.kwargs["template"], replace(recipe, view=(Part(plain),))

@@ -15,13 +15,18 @@ def average_cosine(X: np.ndarray) -> float:
 
 
 def partition_ratio(X: np.ndarray) -> float:
-    """Mu & Viswanath's isotropy I(W) = min_c Z(c) / max_c Z(c), c over eigenvectors of X^T X,
-    Z(c) = sum_i exp(c . x_i); 1 is perfectly isotropic."""
-    X = X.astype(np.float64)
-    _, vecs = np.linalg.eigh(X.T @ X)
+    """Isotropy as Mu & Viswanath define it (All-but-the-Top, ICLR 2018, section 2.1),
+    I = min_c Z(c) / max_c Z(c) with Z(c) = sum_i exp(c . u_i), taken over the sentence vectors at
+    unit length (u_i = x_i / |x_i|: what cosine compares; on raw vectors a whitened matrix, whose
+    rows are ~sqrt(dim) long, scores ~0 while it is the most isotropic of all) and over c = +-v for
+    the eigenvectors v of U^T U (their approximation of all unit c; both signs, so the figure does
+    not depend on the sign LAPACK gives an eigenvector). 1 is isotropic; it cannot fall below e^-2."""
+    U = unit_rows(X.astype(np.float64))
+    _, vecs = np.linalg.eigh(U.T @ U)
     from scipy.special import logsumexp  # scipy: not at `hs --help`, which reads the family registry
 
-    logz = logsumexp(X @ vecs, axis=0)  # log Z(c) per eigenvector, each without underflow
+    proj = U @ vecs
+    logz = np.concatenate([logsumexp(proj, axis=0), logsumexp(-proj, axis=0)])  # log Z(+v), log Z(-v)
     return float(np.exp(logz.min() - logz.max()))
 
 

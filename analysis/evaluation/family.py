@@ -12,7 +12,9 @@ A family (STS, classification, clustering, ...) is one ``Family`` in its own mod
 - how its figures are named in MTEB's layout (``mteb_keys``, and ``mteb_protocol``: the options
   under which the figures are MTEB's own protocol);
 - how reports group and label it (``group``, ``measure``), and where it stands in tables (``position``);
-- the libraries whose thread pools its evaluator uses (loaded before the thread limits are set).
+- the libraries whose thread pools its evaluator uses (loaded before the thread limits are set);
+- whether its tasks' queries are embedded apart (``query_side``: retrieval, where a prompt template is
+  the queries').
 
 The engine, the thread and Dask runners, results files, the report loader and the CLI read these
 declarations through registry.py; adding a family is one module in ``families/``, its tasks in the
@@ -75,6 +77,9 @@ class Family:
     mteb_main: str = ""  # the MTEB key that is MTEB's main score ("": hs's main score)
     mteb_protocol: dict[str, Any] = field(default_factory=dict)  # options under which the figures are MTEB's
     libraries: tuple[str, ...] = ()  # modules to load before thread limits are set (runners/threads.py)
+    # its evaluator takes the queries' matrix on its own (``queries=``), so that a recipe's prompt template
+    # embeds a task's queries only (runners/engine.py: Engine.inputs)
+    query_side: bool = False
 
     @property
     def report_group(self) -> str:

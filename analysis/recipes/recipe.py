@@ -68,6 +68,9 @@ class Recipe:
     def __str__(self) -> str:
         return ";".join(f"{k}={v}" for k, v in self.fields().items())
 
+    def __repr__(self) -> str:
+        return f"<Recipe {self}>"
+
     @property
     def steps(self) -> list[Step]:
         return [*(p.step for p in self.view), self.pool, *self.drop, self.weights, *self.post]

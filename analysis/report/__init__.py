@@ -1,6 +1,7 @@
 """``hs report``: Markdown tables and matplotlib figures from ``hs eval --json`` results files.
 
     write_report([Path("study.json")], Path("report"))   # report/report.md and its PNG figures
+    read_frame(["study.json"])                            # the records as a pandas DataFrame
 
 load.py reads and checks the records, compare.py pairs recipes that differ in one place,
 tables.py and figures.py render them.
@@ -11,15 +12,13 @@ import os
 import re
 from pathlib import Path
 
-from hsstore.tasks import TASKS
-
-from ..evaluation.registry import family_of
+from ..evaluation.registry import get_family
 from ..recipes.recipe import AXES
-from .compare import axis_effects, prompt_effects, reference_effects
+from .compare import axis_effects, prompt_effects, reference_effects, split_effects
 from .figures import FIGURES, Drawn, pyplot
-from .load import MEASURES, Run, load, stores
-from .tables import (best_table, diagnostics_table, effect_table, family_means_table, family_tasks, task_table,
-                     axis_section)
+from .load import MEASURES, Run, load, read_frame, stores  # noqa: F401 - read_frame: a public entry point
+from .tables import (axis_section, best_table, diagnostics_table, effect_table, family_means_table, family_tasks,
+                     split_table, task_table)
 
 REPORT = "report.md"
 
@@ -33,7 +32,7 @@ def _atomic_write(path: Path, write) -> None:
 
 def _header(runs: list[Run], paths: list[Path]) -> list[str]:
     shown = {r.family for r in runs}
-    present = dict.fromkeys(family_of(TASKS[r.task]) for r in runs)
+    present = dict.fromkeys(get_family(r.task_family) for r in runs)
     merged = [f for f in present if f.report_group != f.name]  # families shown under another's heading
     versions = sorted({r.hs_version for r in runs if r.hs_version})
     options = sorted({r.options for r in runs if r.options})
@@ -67,6 +66,12 @@ def _section(runs: list[Run], out: Path, prefix: str, h: str, svg: bool) -> tupl
             fixed.append(f"{axis}={runs[0].recipe.fields()[axis]}")
         else:
             text += [axis_section(effects, families, f"{h}#"), ""]
+            split = split_effects(runs, axis)
+            if split is not None:
+                text += [f"{h}# {axis} by {split.by}", "",
+                         f"The effects of {axis} differ in sign across values of {split.by}, so the means above "
+                         f"average opposite changes; here they are per {split.by}:", "",
+                         split_table(split, families), ""]
     if fixed:
         text += ["The same in every result: " + ", ".join(f"`{f}`" for f in fixed) + ".", ""]
     extra = [("WikiText-2 (or another corpus) vs the task's own statistics", "step", reference_effects(runs),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..recipes.recipe import Part, Recipe
+from ..recipes.recipe import AXES, Part, Recipe
 from ..recipes.steps import Step
 from .load import FAMILIES, Run, canonical
 
@@ -63,10 +63,10 @@ class AxisEffects:
     unpaired: list[str]  # values never run beside the baseline with the rest fixed
 
 
-def axis_effects(runs: list[Run], axis: str) -> AxisEffects | None:
+def axis_effects(runs: list[Run], axis: str, baseline: str | None = None) -> AxisEffects | None:
     """For each value of ``axis``: its score minus the baseline value's, over every (task, rest of the
-    recipe) where both were run. The baseline is the default recipe's value when it has pairs, else
-    the value run beside others most often. None when the axis has one value."""
+    recipe) where both were run. The baseline is ``baseline`` if given, else the default recipe's value
+    when it has pairs, else the value run beside others most often. None when the axis has one value."""
     values = list(dict.fromkeys(r.recipe.fields()[axis] for r in runs))
     if len(values) < 2:
         return None
@@ -77,7 +77,8 @@ def axis_effects(runs: list[Run], axis: str) -> AxisEffects | None:
     counts = {v: sum(v in g for g in paired) for v in values}
     if not paired:
         return AxisEffects(axis, DEFAULTS[axis] if DEFAULTS[axis] in values else values[0], [], values)
-    baseline = DEFAULTS[axis] if counts.get(DEFAULTS[axis]) else max(values, key=lambda v: counts[v])
+    if baseline is None:
+        baseline = DEFAULTS[axis] if counts.get(DEFAULTS[axis]) else max(values, key=lambda v: counts[v])
     effects, unpaired = [], []
     for value in values:
         if value == baseline:
@@ -91,6 +92,41 @@ def axis_effects(runs: list[Run], axis: str) -> AxisEffects | None:
         else:
             unpaired.append(value)
     return AxisEffects(axis, baseline, effects, unpaired)
+
+
+@dataclass
+class SplitEffects:
+    """An axis's effects computed separately for each value of another axis (``by``), because their
+    means differ in sign there: one mean over all pairs would hide that."""
+    axis: str
+    by: str
+    parts: dict[str, AxisEffects]  # value of ``by`` -> the effects among runs with that value
+
+
+def split_effects(runs: list[Run], axis: str) -> SplitEffects | None:
+    """The other axis along which ``axis``'s effects (against one baseline) differ in sign the most,
+    with the effects per value of it; None when no axis splits them into means of opposite signs.
+    A pair of runs differs on ``axis`` only, so each pair falls in exactly one part."""
+    whole = axis_effects(runs, axis)
+    if whole is None or not whole.effects:
+        return None
+    best, best_spread = None, 0.0
+    for by in AXES:
+        if by == axis or len({r.recipe.fields()[by] for r in runs}) < 2:
+            continue
+        parts = {}
+        for value in dict.fromkeys(r.recipe.fields()[by] for r in runs):
+            part = axis_effects([r for r in runs if r.recipe.fields()[by] == value], axis, whole.baseline)
+            if part is not None and part.effects:
+                parts[value] = part
+        spread = 0.0  # the widest gap between a positive and a negative mean of one effect
+        for label in {e.label for p in parts.values() for e in p.effects}:
+            means = [e.mean() for p in parts.values() for e in p.effects if e.label == label]
+            if min(means) < 0 < max(means):
+                spread = max(spread, max(means) - min(means))
+        if spread > best_spread:
+            best, best_spread = SplitEffects(axis, by, parts), spread
+    return best
 
 
 def located_steps(recipe: Recipe):

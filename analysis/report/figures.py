@@ -11,8 +11,9 @@ import numpy as np
 from hsstore.errors import EnvError
 
 from ..recipes.recipe import parse_recipe, parse_value
-from .compare import (Sweep, axis_effects, describe, difference, is_prompt, plain_recipe, prompt_effects,
-                      reference_effects, sweeps)
+from ..results.table import label as recipe_label, varying_axes
+from .compare import (SplitEffects, Sweep, axis_effects, describe, difference, is_prompt, plain_recipe,
+                      prompt_effects, reference_effects, split_effects, sweeps)
 from .load import SHORT_MEASURES, Run
 from .tables import family_tasks
 
@@ -130,17 +131,59 @@ def _delta_bars(effects, title: str, ylabel: str, xlabel: str):
     return fig
 
 
+def _split_bars(split: SplitEffects, title: str, xlabel: str):
+    """One panel per family, stacked: for each value of the axis, one bar per value of ``split.by``
+    that has pairs in that family."""
+    labels = list(dict.fromkeys(e.label for p in split.parts.values() for e in p.effects))
+    families = [f for f in SHORT_MEASURES if any(e.n(f) for p in split.parts.values() for e in p.effects)]
+    present = {f: [v for v, p in split.parts.items() if any(e.n(f) for e in p.effects)] for f in families}
+    widest = max(len(v) for v in present.values())
+    plt = pyplot()
+    fig, axes = plt.subplots(len(families), 1, squeeze=False,
+                             figsize=(max(7.0, 0.32 * len(labels) * widest + 3.5), 3.6 * len(families) + 0.8))
+    fig.suptitle(title)
+    colours = dict(zip(split.parts, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
+    for ax, family in zip(axes[:, 0], families):
+        values = present[family]
+        width = 0.8 / len(values)
+        for j, value in enumerate(values):
+            by_label = {e.label: e for e in split.parts[value].effects if e.n(family)}
+            xs = [i + (j - (len(values) - 1) / 2) * width for i in range(len(labels))]
+            bars = ax.bar(xs, [by_label[lb].mean(family) if lb in by_label else np.nan for lb in labels], width,
+                          label=f"{split.by}={value}", color=colours[value])
+            ax.bar_label(bars, labels=[f"n={by_label[lb].n(family)}" if lb in by_label else "" for lb in labels],
+                         fontsize=7)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xlim(-0.75, len(labels) - 0.25)
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"mean change in {SHORT_MEASURES[family]}")
+        ax.set_title(f"{family}, by {split.by}")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, title=split.by, title_fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def post_figure(runs: list[Run], model: str) -> Drawn | Skipped:
     ax = axis_effects(runs, "post")
     if ax is None:
         return Skipped("one post-processing setting only")
     if not ax.effects:
         return Skipped(f"no post-processing was run beside post={ax.baseline} with the other axes fixed")
+    what = ("over pairs of runs on the same task that differ only in post-processing (n pairs on each bar); "
+            "`@wikitext2` fits on WikiText-2, no suffix on the task's own sentences.")
+    split = split_effects(runs, "post")
+    if split is not None:
+        fig = _split_bars(split, f"{model}: effect of post-processing against post={ax.baseline}, by {split.by}",
+                          "post-processing (applied in order)")
+        return Drawn(fig, f"Mean change in score from post={ax.baseline} to each post-processing, separately for "
+                          f"each {split.by} (its effects differ in sign across them, so one mean over all pairs "
+                          f"would hide them), {what}")
     fig = _delta_bars(ax.effects, f"{model}: effect of post-processing against post={ax.baseline}",
                       "mean score change (x100 points)", "post-processing (applied in order)")
-    return Drawn(fig, f"Mean change in score from post={ax.baseline} to each post-processing, over pairs of runs "
-                      "on the same task that differ only in post-processing (n pairs on each bar); `@wikitext2` "
-                      "fits on WikiText-2, no suffix on the task's own sentences.")
+    return Drawn(fig, f"Mean change in score from post={ax.baseline} to each post-processing, {what} Split by any "
+                      "other axis, no effect's means take opposite signs, so each is drawn as one mean.")
 
 
 def wikitext_figure(runs: list[Run], model: str) -> Drawn | Skipped:
@@ -258,8 +301,25 @@ def prompt_figure(runs: list[Run], model: str) -> Drawn | Skipped:
                       + (f"; {sum(e.n() for e in effects)} pairs in the table above." if effects else "."))
 
 
-DIAGNOSTIC_AXES = {"isotropy": "isotropy (partition ratio; 1 = isotropic)",
+DIAGNOSTIC_AXES = {"isotropy": "isotropy I(W) of the unit vectors (Mu & Viswanath; 1 = isotropic)",
                    "uniformity": "uniformity (log mean exp(-2|x-y|²); lower = more uniform)"}
+MARKERS = "osD^vP*X<>ph"
+MAX_COLOURS = 10  # recipes told apart by colour; with more, the colour follows one axis
+
+
+def _colour_key(runs: list[Run]) -> tuple[str, dict]:
+    """What a point's colour says: its recipe (the axes that vary) when there are few, else the value
+    of the first varying axis of post, view, layers, ... with few enough values; legend title and
+    run -> label."""
+    rs = list(dict.fromkeys(r.recipe for r in runs))
+    axes = varying_axes(rs)
+    if len(rs) <= MAX_COLOURS:
+        return "recipe", {r: " ".join(f"{a}={v}" for a, v in zip(axes, recipe_label(r.recipe, axes))) for r in runs}
+    for axis in ("post", "view", "layers", "pool", "weights", "drop", "combine"):
+        values = {r.recipe.fields()[axis] for r in runs}
+        if axis in axes and len(values) <= MAX_COLOURS:
+            return axis, {r: r.recipe.fields()[axis] for r in runs}
+    return "recipe", {r: "every recipe" for r in runs}
 
 
 def diagnostics_figure(runs: list[Run], model: str) -> Drawn | Skipped:
@@ -268,26 +328,34 @@ def diagnostics_figure(runs: list[Run], model: str) -> Drawn | Skipped:
         return Skipped("the results hold no diagnostics (run hs eval with --diagnostics)")
     tasks = family_tasks(runs)
     plt = pyplot()
-    fig, grid = plt.subplots(len(tasks), len(names), figsize=(5.2 * len(names), 3.9 * len(tasks)), squeeze=False)
-    fig.suptitle(f"{model}: isotropy and uniformity of the sentence vectors vs score (one point per recipe)")
+    key, colour_of = _colour_key([r for r in runs if any(d in r.diagnostics for d in names)])
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = {v: palette[i % len(palette)] for i, v in enumerate(dict.fromkeys(colour_of.values()))}
+    fig, grid = plt.subplots(len(tasks), len(names), figsize=(5.6 * len(names), 4.2 * len(tasks)), squeeze=False)
+    fig.suptitle(f"{model}: isotropy and uniformity of the sentence vectors vs score (one point per recipe and task)")
     for row, (family, ts) in zip(grid, tasks.items()):
         for ax, name in zip(row, names):
-            values = []
-            for task in ts:
-                pts = [(r.diagnostics[name], r.score) for r in runs if r.task == task and name in r.diagnostics]
-                if pts:
-                    x, y = zip(*pts)
-                    ax.scatter(x, y, s=18, label=task)
-                    values.extend(x)
-            if name == "isotropy" and values and min(values) > 0 and max(values) / min(values) > 100:
-                ax.set_xscale("log")
-            ax.set_xlabel(DIAGNOSTIC_AXES[name] + (", log scale" if ax.get_xscale() == "log" else ""))
+            for t, task in enumerate(ts):
+                pts = [r for r in runs if r.task == task and name in r.diagnostics]
+                for r in pts:
+                    ax.scatter(r.diagnostics[name], r.score, s=24, color=colours[colour_of[r]],
+                               marker=MARKERS[t % len(MARKERS)], edgecolors="black", linewidths=0.3)
+            ax.set_xlabel(DIAGNOSTIC_AXES[name])
             ax.set_ylabel(SHORT_MEASURES[family])
             ax.set_title(f"{family}: {name}")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, title="task", title_fontsize=7)
+            # two keys: colour = recipe (or one axis of it), marker = task
+            handles = [plt.Line2D([], [], linestyle="none", marker="o", color=c, label=v) for v, c in colours.items()]
+            handles += [plt.Line2D([], [], linestyle="none", marker=MARKERS[t % len(MARKERS)], color="grey",
+                                   label=f"task {task}") for t, task in enumerate(ts)]
+            ax.legend(handles=handles, fontsize=7, title=f"colour: {key}; marker: task", title_fontsize=7,
+                      loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    return Drawn(fig, "Each point is one recipe on one task; the table above gives Spearman's rho per task.")
+    return Drawn(fig, "Each point is one recipe on one task: its colour gives "
+                 + ("the recipe (the axes that vary among them)" if key == "recipe" else
+                    f"the recipe's {key} (there are too many recipes for a colour each)")
+                 + ", its marker the task. Isotropy is Mu & Viswanath's I(W) = min Z(c) / max Z(c) over the "
+                   "unit-length sentence vectors (docs/recipes.md); the table above gives Spearman's rho per task.")
 
 
 FIGURES = {  # file stem -> (heading, function), in the report's order

@@ -15,8 +15,10 @@ from pathlib import Path
 from hsstore.errors import HsError, StoreError
 from hsstore.tasks import TASKS
 
-from ..evaluation.registry import family_of, groups
+from ..evaluation.family import Family
+from ..evaluation.registry import families, family_of, get_family, groups
 from ..recipes.recipe import Recipe, parse_recipe
+from ..results.frame import frame, row
 
 canonical = functools.lru_cache(maxsize=None)(parse_recipe)  # recipes repeat over tasks; Recipe is immutable
 
@@ -29,9 +31,18 @@ REQUIRED = ("hs_task", "scores", "recipe", "store")
 OPTION_KEYS = ("options", "protocol")  # where a results file may record its evaluation protocol
 
 
-def report_family(task_id: str) -> str:
-    """The report group of the task's family (trained pair classification counts as classification)."""
-    return family_of(TASKS[task_id]).report_group
+def _task(path: Path, i: int, rec: dict) -> tuple[Family, str]:
+    """The record's task family and identity: a benchmark task's family from the registry, a user's
+    task's (dumped from a task file) from the record's ``task``, which hs eval writes."""
+    task, about = rec["hs_task"], rec.get("task")
+    about = about if isinstance(about, dict) else {}
+    if task in TASKS and TASKS[task].family != "corpus":
+        return family_of(TASKS[task]), str(about.get("identity", ""))
+    bundled = str(about.get("origin", "")).startswith("data/")  # a benchmark task this hs does not know
+    if isinstance(task, str) and about.get("family") in families() and about.get("identity") and not bundled:
+        return get_family(about["family"]), str(about["identity"])
+    raise HsError(f"{path} record {i}: {task!r} is not an evaluation task of this hs (`hs tasks` lists them), and "
+                  f"the record names no task family of a task of your own")
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,9 @@ class Run:
     diagnostics: dict = field(default_factory=dict, compare=False)
     where: str = ""  # FILE record N, for messages
     hs_version: str = ""
+    task_family: str = ""  # the task's own family (``family`` is its report group)
+    task_identity: str = ""  # the task data's identity, "" in files written before hs recorded it
+    seconds: float | None = field(default=None, compare=False)  # the record's evaluation_time
 
     @property
     def key(self) -> str:
@@ -78,8 +92,7 @@ def _run(path: Path, i: int, rec) -> Run:
     if missing:
         raise _not_results(path, f"record {i} has no {', '.join(map(repr, missing))}")
     task = rec["hs_task"]
-    if task not in TASKS or TASKS[task].family == "corpus":
-        raise HsError(f"{path} record {i}: {task!r} is not an evaluation task of this hs (`hs tasks` lists them)")
+    family, identity = _task(path, i, rec)
     store = rec["store"]
     if not isinstance(store, dict) or not {"identity", "model"} <= store.keys():
         raise _not_results(path, f"record {i}: 'store' lacks identity and model")
@@ -90,10 +103,15 @@ def _run(path: Path, i: int, rec) -> Run:
     options = next((rec[k] for k in OPTION_KEYS if k in rec), None)
     diagnostics = {k: float(v) for k, v in (rec.get("diagnostics") or {}).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-    return Run(task, report_family(task), recipe, _main_score(path, i, rec["scores"]), str(store["identity"]),
+    return Run(task, family.report_group, recipe, _main_score(path, i, rec["scores"]), str(store["identity"]),
                str(store["model"]), str(store.get("path", "")),
                json.dumps(options, sort_keys=True) if options is not None else "", diagnostics, f"{path} record {i}",
-               str((rec.get("versions") or {}).get("hs", "")))
+               str((rec.get("versions") or {}).get("hs", "")), family.name, identity,
+               _seconds(rec.get("evaluation_time")))
+
+
+def _seconds(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def read_file(path: Path) -> list[Run]:
@@ -116,6 +134,9 @@ def _check_options(runs: list[Run]) -> None:
             raise HsError(f"task {r.task} was evaluated under different protocol options ({first.where}: "
                           f"{first.options or 'none recorded'}; {r.where}: {r.options or 'none recorded'}); "
                           "report them separately")
+        if first.task_identity and r.task_identity and first.task_identity != r.task_identity:
+            raise HsError(f"task {r.task} was evaluated on different data ({first.where}: task identity "
+                          f"{first.task_identity}; {r.where}: {r.task_identity}); report them separately")
 
 
 def _deduplicate(runs: list[Run]) -> list[Run]:
@@ -149,3 +170,12 @@ def load(paths: list[Path], mixed_stores: bool = False) -> list[Run]:
                       "or pass --mixed-stores for one section per store")
     _check_options(runs)
     return _deduplicate(runs)
+
+
+def read_frame(paths: list[Path]):
+    """``hs eval --json`` files as the pandas DataFrame of ``Results.to_frame()`` (results/frame.py):
+    checked as a report checks them (the same run twice counts once), several stores allowed (the
+    ``store`` column tells them apart)."""
+    return frame([row(r.model, r.store, r.recipe, r.task, r.score, r.seconds, r.diagnostics)
+                  for r in load([Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)],
+                                mixed_stores=True)])

@@ -9,7 +9,7 @@ from hsstore.tasks import TASKS
 
 from ..evaluation.sts import rankdata
 from ..results.table import label, varying_axes
-from .compare import AxisEffects, Effect
+from .compare import AxisEffects, Effect, SplitEffects
 from .load import FAMILIES, SHORT_MEASURES, Run
 
 DIAGNOSTICS = ("isotropy", "uniformity", "avg_cosine", "alignment")
@@ -30,9 +30,10 @@ def fmt_delta(x: float | None, n: int) -> str:
 
 
 def family_tasks(runs: list[Run]) -> dict[str, list[str]]:
-    """The tasks of each family present, in the task registry's order."""
-    present = {f: {r.task for r in runs if r.family == f} for f in FAMILIES}
-    return {f: [t for t in TASKS if t in present[f]] for f in FAMILIES if present[f]}
+    """The tasks of each family present, in the task registry's order (the user's own after them, as read)."""
+    present = {f: list(dict.fromkeys(r.task for r in runs if r.family == f)) for f in FAMILIES}
+    return {f: [t for t in TASKS if t in present[f]] + [t for t in present[f] if t not in TASKS]
+            for f in FAMILIES if present[f]}
 
 
 def recipes(runs: list[Run]) -> list:
@@ -114,6 +115,16 @@ def axis_section(ax: AxisEffects, families: list[str], heading: str) -> str:
         text.append("Never run beside the baseline with the other axes fixed: "
                     + ", ".join(f"`{v}`" for v in ax.unpaired) + ".")
     return "\n".join(text)
+
+
+def split_table(split: SplitEffects, families: list[str]) -> str:
+    """An axis's effects per value of the axis that changes their sign (compare.split_effects)."""
+    order = list(dict.fromkeys(e.label for p in split.parts.values() for e in p.effects))
+    cells = [(order.index(e.label), k, [f"`{e.label}`", f"`{split.by}={value}`"]
+              + [fmt_delta(e.mean(f), e.n(f)) for f in families] + [fmt_delta(e.mean(), e.n())])
+             for k, (value, part) in enumerate(split.parts.items()) for e in part.effects]
+    rows = [row for _, _, row in sorted(cells, key=lambda c: c[:2])]  # by value of the axis, then of the split
+    return markdown([split.axis, split.by, *families, "all families"], rows, 2)
 
 
 def spearman(x: list[float], y: list[float]) -> float:

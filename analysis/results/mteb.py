@@ -2,16 +2,16 @@
 names where hs's data and protocol are MTEB's, and its results layout (``--mteb-dir``)."""
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-from hsstore.paths import data_dir
+from hsstore.published import hub_name
 from hsstore.tasks import MTEB_NAMES
+from hsstore.tasks.registry import data_digest as task_data_digest
+from hsstore.version import __version__
 
 from ..evaluation.registry import family_of
 from ..recipes.recipe import Recipe
@@ -51,29 +51,35 @@ def mteb_name(r: Result, options: dict) -> tuple[str, str] | None:
     return name
 
 
-@functools.lru_cache(maxsize=None)
-def task_data_digest(dataset: str) -> str:
-    """A short SHA-256 of the task's data file: the dataset revision hs evaluated."""
-    return hashlib.sha256((data_dir() / f"{dataset}.jsonl.gz").read_bytes()).hexdigest()[:16]
-
-
 def _slug(text: str) -> str:
     """A folder-safe, readable form of a model name or recipe."""
     return re.sub(r"[^A-Za-z0-9.+=,_-]+", "-", text.replace(";", ",")).strip("-")
 
 
-def mteb_model_meta(store, recipe: Recipe) -> dict:
-    """model_meta.json: the model named from the store's model and the recipe; the revision is the store's identity."""
+# the MTEB release whose results layout these files follow (tests/test_ecosystem.py loads them with mteb)
+MTEB_VERSION = "2.26.0"
+
+
+def mteb_model_meta(store, recipe: Recipe, dim: int | None) -> dict:
+    """model_meta.json (MTEB's ModelMeta fields): named from the store's model and the recipe, the
+    revision the store's identity; the model referred to by its hub name (never the local folder hs
+    read it from); the whole recipe, the store and hs's version in ``loader_kwargs``."""
     model = store.model
+    hub = hub_name(model)
+    base = hub.rsplit("/", 1)[-1] if hub else Path(model["name"]).name
     return {
-        "name": f"hs/{_slug(Path(model['name']).name)}__{_slug(str(recipe))}",
+        "name": f"hs/{_slug(base)}__{_slug(str(recipe))}",
         "revision": store.identity,
         "release_date": None, "languages": ["eng-Latn"], "n_parameters": None, "memory_usage_mb": None,
-        "max_tokens": store.settings.get("max_length"), "embed_dim": None, "license": None, "open_weights": None,
+        "max_tokens": store.settings.get("max_length"), "embed_dim": dim, "license": None, "open_weights": None,
         "public_training_code": None, "public_training_data": None, "framework": ["PyTorch"],
-        "reference": None, "similarity_fn_name": "cosine", "use_instructions": False, "training_datasets": None,
-        "adapted_from": model.get("path") or model["name"], "modalities": ["text"], "model_type": ["dense"],
-        "loader": None, "loader_kwargs": {},
+        "reference": f"https://huggingface.co/{hub}" if hub else None, "similarity_fn_name": "cosine",
+        "use_instructions": False, "training_datasets": None, "adapted_from": hub, "modalities": ["text"],
+        # what builds the embedding from the stored states; not experiment_kwargs, with which
+        # mteb.ResultCache files the model as another experiment and loads none of its results
+        "model_type": ["dense"], "loader": None,
+        "loader_kwargs": {"hs_recipe": str(recipe), "hs_store_identity": store.identity,
+                          "hs_model_weights_sha256": model.get("weights_sha256"), "hs_version": __version__},
     }
 
 
@@ -88,13 +94,13 @@ def write_mteb_dir(results: list[Result], store, root: Path, options: dict) -> t
         if name is None:
             skipped.append(r.task.id)
             continue
-        meta = mteb_model_meta(store, r.recipe)
+        meta = mteb_model_meta(store, r.recipe, r.dim)
         folder = root / "results" / meta["name"].replace("/", "__") / meta["revision"]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "model_meta.json").write_text(json.dumps(meta, indent=2))
         record = {"dataset_revision": f"hs-data:{task_data_digest(r.task.dataset)}", "task_name": name[0],
-                  "mteb_version": None, "scores": {split_name(r): [{"hf_subset": name[1], "languages": ["eng-Latn"],
-                                                                **mteb_scores(r)}]},
+                  "mteb_version": MTEB_VERSION, "hs_recipe": str(r.recipe),  # mteb reads past the hs_ key
+                  "scores": {split_name(r): [{"hf_subset": name[1], "languages": ["eng-Latn"], **mteb_scores(r)}]},
                   "evaluation_time": r.seconds, "kg_co2_emissions": None}
         path = folder / f"{name[0]}.json"
         path.write_text(json.dumps(record, indent=2))

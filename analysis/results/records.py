@@ -43,10 +43,12 @@ def records(results: list[Result], store) -> list[dict]:
         out.append({
             "task_name": name,
             "hs_task": r.task.id,
+            "task": r.task.provenance(),  # family, identity (a content hash) and origin of the task's data
             "scores": {split_name(r): [{"hf_subset": subset, "languages": ["eng-Latn"], **scores}]},
             "evaluation_time": r.seconds,
             "recipe": str(r.recipe),
             "diagnostics": plain(r.diagnostics),
+            **({"warnings": list(r.warnings)} if r.warnings else {}),
             "store": {"path": str(store.path), "identity": store.identity, "model": store.model["name"],
                       "weights": store.model.get("weights_sha256") or store.model.get("revision")},
             "versions": versions,
@@ -64,10 +66,24 @@ def write_json(results, store, path: Path) -> None:
         fh.write(json.dumps(records(results, store), indent=1) + "\n")
 
 
+def diagnostic_names(results: list[Result]) -> list[str]:
+    """The diagnostics any of the results carry, in first-seen order."""
+    return list(dict.fromkeys(k for r in results for k in r.diagnostics))
+
+
 def write_csv(results: list[Result], path: Path) -> None:
+    """One row per run: the recipe, each axis, the task, its main score and time, then the diagnostics
+    when they were computed (an empty cell where a run lacks one, e.g. alignment off STS)."""
+    diagnostics = diagnostic_names(results)
     with _open_out(path) as fh:
         w = csv.writer(fh)
-        w.writerow(["recipe", *AXES, "task", "main_score", "seconds"])
+        w.writerow(["recipe", *AXES, "task", "main_score", "seconds", *diagnostics])
         for r in results:
             w.writerow([str(r.recipe), *label(r.recipe, list(AXES)), r.task.id, f"{r.main_score:.4f}",
-                        f"{r.seconds:.4f}"])
+                        f"{r.seconds:.4f}", *(_cell(r.diagnostics.get(d)) for d in diagnostics)])
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, (int, np.integer)) else f"{value:.6g}"

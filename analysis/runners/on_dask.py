@@ -81,15 +81,19 @@ def _eval_task(ctx: tuple, recipe, task, diagnostics: bool, *after):
 
 
 def pooling_units(engine, recipe, task) -> list[tuple[str, object]]:
-    """(corpus, bare recipe) pairs whose pooled matrices ``recipe`` on ``task`` reads: one per layer
-    where per-layer results combine (linear pooling, or concatenation), else the recipe itself."""
-    bare = replace(recipe, post=())
-    corpora = [task.id] + [s.ref for s in recipe.post if s.ref not in ("task", None)]
-    split = (recipe.pool.cls.LINEAR or recipe.combine == "concat") and not any(
-        p.step.kwargs.get("layers") for p in recipe.view)
-    layers = parse_layers(recipe.layers, engine.store.n_model_layers) if split else None
-    bares = [replace(bare, layers=str(layer)) for layer in layers] if layers and len(layers) > 1 else [bare]
-    return [(c, b) for c in dict.fromkeys(corpora) for b in bares]
+    """(corpus, bare recipe) pairs whose pooled matrices ``recipe`` on ``task`` reads (the task's corpus,
+    a retrieval task's templated queries: ``Engine.inputs``, and the post-processing references): one
+    per layer where per-layer results combine (linear pooling, or concatenation), else the recipe itself."""
+    units = []
+    for main, embedded in engine.inputs(task, recipe):
+        bare = replace(embedded, post=())
+        corpora = [main] + [s.ref for s in embedded.post if s.ref not in ("task", None)]
+        split = (embedded.pool.cls.LINEAR or embedded.combine == "concat") and not any(
+            p.step.kwargs.get("layers") for p in embedded.view)
+        layers = parse_layers(embedded.layers, engine.store.n_model_layers) if split else None
+        bares = [replace(bare, layers=str(layer)) for layer in layers] if layers and len(layers) > 1 else [bare]
+        units += [(c, b) for c in dict.fromkeys(corpora) for b in bares]
+    return list(dict.fromkeys(units))
 
 
 def run_on_dask(engine, work: list, address: str, diagnostics: bool, done=None) -> list:

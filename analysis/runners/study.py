@@ -3,14 +3,19 @@
 Stage 1 varies one axis of the base recipe (contextual last layer, mean over every token, no
 filter, no weights, no post-processing: the demo model's own pooling) at a time:
 
-- layers: every single layer, first-last, emb-last, all;
+- layers: every single stored layer, first-last, emb-last, all (for a store of some layers: those of
+  them it holds, and the mean of its layers in place of all);
+- pool: the preset's read-outs for the kind of model (max, and [CLS] for an encoder or the last
+  token for a decoder);
 - view: RE, the input embeddings, Avg. (contextual states averaged over WikiText-2), GloVe (only when
   its extra is installed; otherwise the run says it is skipped), and BERT + Avg. mixes at MIX_WEIGHTS;
-- drop: special tokens, punctuation, subwords, the frequent tokens of WikiText-2;
+- drop: the preset's token filters for the kind of model (special tokens for an encoder, punctuation,
+  subwords, the frequent tokens of WikiText-2);
 - weights: idf and SIF, each on the task and on WikiText-2;
 - post: z-score, quantile-u, whitening and ABTT, each fitted on the task or on WikiText-2, and L2;
-- prompt read-outs (tasks with a templated variant in the preset): the [MASK] state, denoised, and
-  the average of the templated text with and without the template's tokens.
+- prompt read-outs (tasks with a templated variant in the preset): the read-out slot's state (the
+  [MASK] token of PromptBERT, PromptEOL's last token), denoised, and the average of the templated text
+  with and without the template's tokens.
 
 Stage 2 takes, per task family, the best value of each axis (by the family's mean main score in
 stage 1) and combines them one by one (best layers; + best filter; + best weights; + best
@@ -23,16 +28,17 @@ on stage 1's scores: on a resumed run it is derived from the stage-1 records in 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from hsstore.tasks.presets import Preset
+from hsstore.layers import parse_layers
+from hsstore.tasks.presets import ModelKind, Preset
 
 from ..recipes.recipe import Recipe, parse_recipe
 
 BASE = "view=ctx;layers=last;pool=mean"
 MIX_WEIGHTS = (0.9, 0.7, 0.5)  # weight of the contextual part in ctx*w+avg*(1-w)
 REFS = ("task", "wikitext2")
-DROPS = ("special", "punct", "subword", "freq")
 WEIGHTS = ("idf", "sif")
 POSTS = ("zscore", "quantile", "whiten", "abtt")
 STATIC_VIEWS = ("re", "input", "avg")
@@ -58,19 +64,29 @@ def _mix(w: float) -> str:
     return f"ctx*{w:g}+avg*{1 - w:.10g}"
 
 
-def stage1(family: str, n_layers: int, template: str | None, glove: bool) -> list[Entry]:
-    """The one-axis-at-a-time recipes of a family (``template``: the prompt template its tasks have, or None)."""
+def stage1(family: str, stored: Sequence[int], n_layers: int, template: str | None, glove: bool,
+           kind: ModelKind) -> list[Entry]:
+    """The one-axis-at-a-time recipes of a family (``stored``: the layers the store holds of the model's
+    ``n_layers`` + 1; ``template``: the prompt template its tasks have, or None; ``kind``: the preset's
+    declaration for the store's kind of model). A store of some layers only (``hs dump --layers``) gets
+    each of them, first-last and emb-last where it holds their layers, and in place of ``all`` the mean
+    of those it holds, named by their list."""
     base = parse_recipe(BASE)
     out = [Entry(base, 1, "base")]
 
     def vary(axis: str, **fields):
         out.append(Entry(parse_recipe(";".join([BASE, *(f"{k}={v}" for k, v in fields.items())])), 1, axis))
 
-    for layers in [*map(str, range(n_layers + 1)), "first-last", "emb-last", "all"]:
+    stored = sorted(stored)
+    every = "all" if stored == list(range(n_layers + 1)) else ",".join(map(str, stored))
+    pairs = [p for p in ("first-last", "emb-last") if set(parse_layers(p, n_layers)) <= set(stored)]
+    for layers in [*map(str, stored), *pairs, every]:
         vary("layers", layers=layers)
+    for pool in kind.pools:
+        vary("pool", pool=pool)
     for view in [*STATIC_VIEWS, *(["glove"] if glove else []), *map(_mix, MIX_WEIGHTS)]:
         vary("view", view=view)
-    for drop in DROPS:
+    for drop in kind.drops:
         vary("drop", drop=drop)
     for w in WEIGHTS:
         for ref in REFS:
@@ -84,7 +100,7 @@ def stage1(family: str, n_layers: int, template: str | None, glove: bool) -> lis
         vary("prompt", view=prompt, pool="mask")
         vary("prompt", view=prompt, pool="mask:denoise=yes")
         vary("prompt", view=prompt, pool="mean")
-        vary("prompt", view=prompt, drop="special+template")
+        vary("prompt", view=prompt, drop=kind.sentence_only)
     return [e for i, e in enumerate(out) if e.recipe not in {x.recipe for x in out[:i]}]
 
 
@@ -131,9 +147,9 @@ def stage2(family: str, entries: list[Entry], family_mean: dict[Recipe, float], 
     return [e for i, e in enumerate(out) if e.recipe not in seen and e.recipe not in {x.recipe for x in out[:i]}]
 
 
-def family_template(preset: Preset, family: str) -> str | None:
-    """The template whose variants every task of the family has in the preset, or None."""
-    for spec, tasks in preset.templates.items():
+def family_template(preset: Preset, family: str, kind: ModelKind) -> str | None:
+    """The template whose variants every task of the family has in the preset for this kind of model, or None."""
+    for spec, tasks in kind.templates.items():
         if set(preset.families[family]) <= set(tasks):
             return spec
     return None

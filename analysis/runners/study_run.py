@@ -27,6 +27,7 @@ from hsstore.errors import HsError
 from hsstore.format.atomic import fault_point, write_bytes
 from hsstore.tasks import get_task
 from hsstore.tasks.presets import get_preset
+from hsstore.tasks.templates import SEPARATOR
 
 from .. import sourcehash
 from ..results.records import records
@@ -122,30 +123,47 @@ def _family_means(results: ResultsFile, tasks: list[str], entries: list[study.En
 
 
 def run_preset(store, name: str, json_path: Path | None, options: dict, jobs: int | None = None,
-               disk_cache: bool = True, progress: bool = True, log=print) -> tuple[list[dict], dict]:
-    """Run preset ``name``'s grid on ``store``; returns (records in grid order, wall seconds per family)."""
+               disk_cache: bool = True, progress: bool = True, log=print,
+               families: tuple[str, ...] | None = None) -> tuple[list[dict], dict]:
+    """Run preset ``name``'s grid on ``store`` (only ``families`` of it, if given); returns (records in
+    grid order, wall seconds per family). The grid is the preset's for the store's kind of model."""
     preset = get_preset(name)
-    missing = [c for c in preset.corpora() if c not in store.corpora and not c.endswith("~empty")]
-    missing += [c for c in preset.corpora() if c.endswith("~empty") and c not in store.all_corpora]
-    if missing:
+    if families:
+        preset.check_families(families)
+    chosen = {f: tasks for f, tasks in preset.families.items() if not families or f in families}
+    kind = preset.kind(bool(store.model.get("causal")))
+    corpora = preset.corpora(bool(store.model.get("causal")), tuple(chosen))
+    missing = [c for c in corpora if c not in store.corpora and not c.endswith("~empty")]
+    missing += [c for c in corpora if c.endswith("~empty") and c not in store.all_corpora]
+    dump_hint = f"hs dump --model {store.model['name']} --preset {name} --out {store.path}"
+    if any(SEPARATOR not in c for c in missing):
         raise HsError(f"store {store.path} lacks {len(missing)} corpora of preset {name} ({', '.join(missing[:5])}"
-                      f"{', ...' if len(missing) > 5 else ''}); run: hs dump --model {store.model['name']} "
-                      f"--preset {name} --out {store.path}")
+                      f"{', ...' if len(missing) > 5 else ''}); run: {dump_hint}, or evaluate only some families "
+                      f"(--family)")
+    templates = {fam: study.family_template(preset, fam, kind) for fam in chosen}
+    if missing:  # only templated variants: the grid without its prompt read-outs, said out loud
+        lacking = {c.split(SEPARATOR)[0] for c in missing}
+        for fam, tasks in chosen.items():
+            if templates[fam] and lacking & set(tasks):
+                log(f"hs: warning: {fam}: prompt read-outs left out: store {store.path} lacks {len(missing)} "
+                    f"templated corpora ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+                    f"dump them to add them: {dump_hint}")
+                templates[fam] = None
+        corpora = [c for c in corpora if c not in missing]
     glove = study.glove_available()
     if not glove:
         log("view glove skipped: its extra is not installed (pip install 'hs[glove]')")
     protocol = {**options, "diagnostics": True}
-    key = run_key(store, [c for c in preset.corpora() if not c.endswith("~empty")], protocol)
+    key = run_key(store, [c for c in corpora if not c.endswith("~empty")], protocol)
     results = ResultsFile(json_path, key, log)
     engine = Engine(store, options, disk_cache=disk_cache)
     jobs = jobs or default_jobs()
-    plans = {fam: study.stage1(fam, store.n_model_layers, study.family_template(preset, fam), glove)
-             for fam in preset.families}
+    plans = {fam: study.stage1(fam, store.layers, store.n_model_layers, templates[fam], glove, kind) for fam in chosen}
     order: list[tuple[str, str]] = []
     walls: dict[str, float] = defaultdict(float)
     try:
-        for fam, tasks in preset.families.items():  # family by family, so a stopped run has whole families
-            template = study.family_template(preset, fam)
+        for fam, tasks in chosen.items():  # family by family, so a stopped run has whole families
+            template = templates[fam]
             for stage in (1, 2):
                 if stage == 2:
                     plans[fam] = study.stage2(fam, plans[fam], _family_means(results, tasks, plans[fam]),

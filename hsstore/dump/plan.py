@@ -36,11 +36,18 @@ def plan_corpus(tokenizer, src: CorpusSource, max_length: int, batch_tokens: int
     raw = tokenizer(full, add_special_tokens=False, return_attention_mask=False,
                     return_token_type_ids=False)["input_ids"] if full else []
     n_special = tokenizer.num_special_tokens_to_add(pair=False)
-    truncated = sum(len(ids) + n_special > max_length for ids in raw)
+    cut_full = dict(zip(full, (len(ids) + n_special > max_length for ids in raw)))
+    cut = [cut_full.get(t, False) for t in texts]
+    source = src.source
+    if src.roles:  # e.g. a retrieval task's documents and queries, each counted
+        cut_of = dict(zip(texts, cut))
+        source = {**source, "truncated": {role: sum(cut_of[t] for t in role_texts)
+                                          for role, role_texts in src.roles.items()}}
     rows = [(ids, np.where(np.asarray(special, dtype=bool), KIND_SPECIAL, KIND_TEXT), None)
             for ids, special in zip(enc["input_ids"], enc["special_tokens_mask"])]
-    return plan_rows(src.name, texts, rows, truncated, src.source, batch_tokens, max_batch,
-                     first_positions(src.texts))
+    plan = plan_rows(src.name, texts, rows, sum(cut), source, batch_tokens, max_batch, first_positions(src.texts))
+    plan.task_lines = src.task_lines
+    return plan
 
 
 def plan_rows(name: str, texts: list[str], rows: list, truncated: int, source: dict, batch_tokens: int,

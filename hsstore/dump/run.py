@@ -21,10 +21,11 @@ from hsstore.format.storage import location
 from hsstore.layers import parse_layers
 from hsstore.store import shards, statics
 from hsstore.store.writer import CorpusPlan, StoreWriter, check_corpus_name, check_output_path
+from hsstore.tasks.presets import get_preset
 
 from . import attention, model as model_mod
 from .forward import Forward, pick_device
-from .sources import CorpusSource
+from .sources import CorpusSource, preset_sources
 from .templated import check_templates, plan_source
 
 
@@ -82,7 +83,8 @@ def dump_corpus(forward: Forward, writer, plan: CorpusPlan, progress: bool,
 
 def check_request(out, sources: list[CorpusSource], dtype: str, attention_diagonals: bool,
                   shard: tuple[int, int] | None) -> None:
-    """Everything about a dump that can be refused before the slow model load."""
+    """Everything about a dump that can be refused before the slow model load (a preset's corpora
+    are named after it: check_names)."""
     check_output_path(out)
     if shard:
         if attention_diagonals:
@@ -91,6 +93,10 @@ def check_request(out, sources: list[CorpusSource], dtype: str, attention_diagon
         shards.check_shard_count(out, shard[1])
     if dtype not in DTYPES:
         raise HsError(f"--dtype must be one of {', '.join(DTYPES)}")
+    check_names(sources)
+
+
+def check_names(sources: list[CorpusSource]) -> None:
     names = [check_corpus_name(s.name) for s in sources]
     if len(set(names)) != len(names):
         raise HsError(f"two corpora share a name in {names}; pass --corpus-name")
@@ -120,13 +126,20 @@ def run_dump(model_name: str, sources: list[CorpusSource], out: Path, layers_spe
              dtype: str = "float16", max_length: int | None = None, batch_tokens: int = 8192,
              max_batch: int = 256, chunk_tokens: int | None = None, device: str = "auto",
              precision: str = "auto", progress: bool = True, log: Callable[[str], None] = print,
-             attention_diagonals: bool = False, shard: tuple[int, int] | None = None) -> dict:
-    """Dump every source into the store at ``out``; returns a summary per corpus. ``shard`` (k, n):
-    only shard k of n, into ``out/shards/k-of-n`` (shards.py; ``hs merge`` joins them)."""
+             attention_diagonals: bool = False, shard: tuple[int, int] | None = None,
+             preset: str | None = None) -> dict:
+    """Dump every source into the store at ``out``, after a preset's corpora for this kind of model
+    (``preset``); returns a summary per corpus. ``shard`` (k, n): only shard k of n, into
+    ``out/shards/k-of-n`` (shards.py; ``hs merge`` joins them)."""
     out = location(out)  # a directory, or an fsspec URL such as s3://bucket/prefix
     check_request(out, sources, dtype, attention_diagonals, shard)
+    if preset:
+        get_preset(preset)  # an unknown name fails before the model loads
     device, precision = pick_device(device, precision)
     loaded = model_mod.load(model_name)
+    if preset:  # the preset's templates fit the model: a decoder has no mask token
+        sources = preset_sources(preset, loaded.identity["causal"]) + sources
+        check_names(sources)
     check_templates(loaded.tokenizer, sources)
     settings = dump_settings(loaded, layers_spec, dtype, max_length, batch_tokens, max_batch, chunk_tokens, precision)
     vocab = loaded.tokenizer.convert_ids_to_tokens(list(range(len(loaded.tokenizer))))
@@ -173,6 +186,8 @@ def _dump_one(store: StoreWriter, forward: Forward, plan: CorpusPlan, parts: dic
     if parts is None:
         writer = store.open_corpus(plan, fingerprint, status, info={"device": device})
     dump_corpus(forward, writer, plan, progress, log)
+    roles = plan.source.get("truncated") or {}  # a retrieval task's documents and queries, counted apart
     log(f"{plan.name}: {plan.n_sentences} sentences, {plan.n_tokens} tokens in {time.perf_counter() - t0:.1f} s"
-        + (f"; {plan.truncated} truncated at {max_length} tokens" if plan.truncated else ""))
+        + (f"; {plan.truncated} truncated at {max_length} tokens" if plan.truncated else "")
+        + (f" ({', '.join(f'{n} {role}' for role, n in roles.items())})" if plan.truncated and roles else ""))
     return status

@@ -44,11 +44,9 @@ class TemplateTokens:
                 if i + 1 < len(parts):  # text before [MASK] leaves its trailing space to the mask (RoBERTa's <mask> strips it)
                     piece = piece.rstrip(" ")
                 self.suffix += _encode(tokenizer, piece)
-        if readout is None:
-            if not self.suffix:
-                raise HsError(f"template {template.text!r} has nothing after [X] to read the sentence out at")
+        if readout is None and self.suffix:
             readout = len(self.suffix) - 1
-        self.readout = readout  # index into the suffix
+        self.readout = readout  # index into the suffix; None: nothing after [X], no read-out slot
         self.n_template = len(self.prefix) + len(self.suffix)
 
     def sentence_ids(self, tokenizer, texts: list[str]) -> list[list[int]]:
@@ -61,7 +59,8 @@ class TemplateTokens:
         ids = self.head + self.prefix + sentence + self.suffix + self.tail
         kinds = ([KIND_SPECIAL] * len(self.head) + [KIND_TEMPLATE] * len(self.prefix) + [KIND_TEXT] * len(sentence)
                  + [KIND_TEMPLATE] * len(self.suffix) + [KIND_SPECIAL] * len(self.tail))
-        kinds[len(self.head) + len(self.prefix) + len(sentence) + self.readout] = KIND_MASK
+        if self.readout is not None:
+            kinds[len(self.head) + len(self.prefix) + len(sentence) + self.readout] = KIND_MASK
         return ids, kinds
 
     @property

@@ -23,8 +23,10 @@ MANIFEST_ROWS = 256  # hidden_crc32c rows per chunk file: a commit rewrites at m
 # An offsets array has one entry more than its items, so its dimension is the items' edges.
 DIMENSIONS = {"hidden": ("layer", "token", "feature"), "hidden_crc32c": ("hidden_chunk", "layer"),
               "layer": ("layer",), "token_ids": ("token",), "token_kind": ("token",), "offsets": ("sentence_edge",),
-              "sentence_length": ("sentence",), "batch_ends": ("batch",), "source_position": ("sentence",)}
-STRING_DIMENSIONS = {"text": ("text_byte", "sentence_edge"), "vocab": ("vocab_byte", "vocab_edge")}
+              "sentence_length": ("sentence",), "batch_ends": ("batch",), "source_position": ("sentence",),
+              "input_embeddings": ("vocab", "feature")}  # statics/: older stores lack these names there
+STRING_DIMENSIONS = {"text": ("text_byte", "sentence_edge"), "vocab": ("vocab_byte", "vocab_edge"),
+                     "task": ("task_byte", "task_line_edge")}  # a user's task definition, one JSON line a row
 
 
 def stored_order(lengths: np.ndarray) -> np.ndarray:

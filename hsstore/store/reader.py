@@ -82,6 +82,13 @@ def _open_root(path: Path) -> _Node:
     return _Node(group, "zarr")
 
 
+def _layer_text(layers: list[int]) -> str:
+    """``0-6`` for a run of layers, else ``0,3,6``."""
+    if len(layers) > 2 and layers == list(range(layers[0], layers[-1] + 1)):
+        return f"{layers[0]}-{layers[-1]}"
+    return ",".join(map(str, layers))
+
+
 def checked_read(array, selection, where: str):
     """``array[selection]`` as numpy, with a checksum failure or unreadable file as a one-line error."""
     try:
@@ -109,7 +116,7 @@ class Store:
     def __init__(self, path: Path):
         self.path = path = storage.location(path)
         if not path.exists():
-            raise HsError(f"no store at {path}; create one with `hs dump --out {path}`")
+            raise StoreError(f"no store at {path}; create one with `hs dump --out {path}`")
         self._root = _open_root(path)
         attrs = self._root.attrs
         if attrs.get("format") != FORMAT_NAME:
@@ -119,6 +126,11 @@ class Store:
                           f"understands ({max(READ_VERSIONS)}); upgrade hs")
         self.attrs = attrs
         self._opened: dict[str, Corpus] = {}
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (f"<hs Store {self.path}: {self.model['name']}, layers {_layer_text(self.layers)} in {s['dtype']}, "
+                f"hidden {self.hidden_size}; corpora {', '.join(self.corpora) or 'none complete'}>")
 
     @property
     def model(self) -> dict:
@@ -213,7 +225,7 @@ class Store:
         if name in self._opened:
             return self._opened[name]
         if name not in self.all_corpora:
-            raise HsError(f"store {self.path} has no corpus {name!r} (it has: {', '.join(self.all_corpora) or 'none'}); "
+            raise StoreError(f"store {self.path} has no corpus {name!r} (it has: {', '.join(self.all_corpora) or 'none'}); "
                           f"add it with `hs dump --model {self.model['name']} --task {name} --out {self.path}`")
         try:
             corpus = Corpus(self, name, self._corpora_node.child(name))
@@ -222,12 +234,12 @@ class Store:
             raise StoreError(f"corpus {name!r} of {self.path} has unreadable metadata; "
                              f"run `hs verify {self.path}`") from None
         if not corpus.set_up:
-            raise HsError(f"corpus {name!r} in {self.path} was cut off while being set up; rerun the `hs dump` "
+            raise StoreError(f"corpus {name!r} in {self.path} was cut off while being set up; rerun the `hs dump` "
                           f"command that made it (it starts the corpus over)")
         if corpus.complete:  # only finished corpora are immutable, so only they are kept
             self._opened[name] = corpus
         if not corpus.complete and not allow_incomplete:
-            raise HsError(f"corpus {name!r} in {self.path} is incomplete ({corpus.committed_sentences}/"
+            raise StoreError(f"corpus {name!r} in {self.path} is incomplete ({corpus.committed_sentences}/"
                           f"{corpus.n_sentences} sentences); rerun the same `hs dump` command to finish it")
         return corpus
 
@@ -253,6 +265,11 @@ class Corpus:
         self.attrs = node.attrs
         self.dir = store.path / "corpora" / name
         self._files: dict[str, dict] = {}
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else f"incomplete ({self.committed_sentences} sentences committed)"
+        return (f"<hs Corpus {self.name!r} of {self.store.path}: {self.n_sentences} sentences, {self.n_tokens} tokens, "
+                f"{state}; texts in stored order (by token count)>")
 
     def raw(self, *parts: str):
         """A backend array of this corpus by path, e.g. ``raw("text", "offsets")`` or ``raw("hidden")``."""
@@ -298,6 +315,13 @@ class Corpus:
     @cached_property
     def texts(self) -> list[str]:
         return decode_strings(self.small("text", "bytes"), self.small("text", "offsets"))
+
+    def task_lines(self) -> list[str] | None:
+        """The task definition stored with the corpus of a user's task (JSON lines,
+        hsstore/tasks/usertask.py), every chunk checked; None for other corpora."""
+        if not self.has("task"):
+            return None
+        return decode_strings(self.small("task", "bytes"), self.small("task", "offsets"))
 
     @cached_property
     def offsets(self) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 from hsstore.errors import HsError
 from hsstore.format import storage
 from hsstore.format.atomic import write_group_attrs
+from hsstore.format.layout import DIMENSIONS
 
 GROUP = "statics"
 INPUT = "input_embeddings"
@@ -30,7 +31,7 @@ def write_input_embeddings(root, model, path) -> bool:
     matrix = model.get_input_embeddings().weight.detach().float().cpu().numpy()
     rows = max(1, min(len(matrix), (4 << 20) // (matrix.shape[1] * 4)))
     group.create_array(INPUT, data=np.ascontiguousarray(matrix, dtype=np.float32), chunks=(rows, matrix.shape[1]),
-                       compressors=[Crc32cCodec()], overwrite=True)
+                       compressors=[Crc32cCodec()], overwrite=True, dimension_names=DIMENSIONS[INPUT])
     write_group_attrs(storage.location(path) / GROUP, {**group.attrs.asdict(), COMPLETE: True},
                       "input-embeddings-written")
     return True
@@ -45,3 +46,4 @@ def export_hdf5(store, h5) -> None:
     group = h5.create_group(GROUP)
     group.create_dataset(INPUT, data=matrix, fletcher32=True)
     group.attrs["json"] = json.dumps({COMPLETE: True})
+    group.attrs[COMPLETE] = True

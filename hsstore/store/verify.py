@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hsstore.errors import HsError
+from hsstore.errors import HsError, StoreError
 from hsstore.format import storage
 from hsstore.format.atomic import read_group_attrs, remove_temp_files
 from hsstore.format.chunks import chunk_key, chunk_nbytes, expected_keys, file_crc, list_files
@@ -171,7 +171,7 @@ def verify(path: Path, corpus: str | None = None, deep: bool = False, repair: bo
     names = store.all_corpora
     if corpus is not None:
         if corpus not in names:
-            raise HsError(f"store {path} has no corpus {corpus!r} (it has: {', '.join(names) or 'none'})")
+            raise StoreError(f"store {path} has no corpus {corpus!r} (it has: {', '.join(names) or 'none'})")
         names = [corpus]
     for name in names:
         _corpus(report, store, name, deep)

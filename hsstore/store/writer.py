@@ -57,6 +57,7 @@ class CorpusPlan:
     source: dict
     position_ids: np.ndarray | None = None      # int32 (T): set only where the dump passes its own (templates.py)
     attention_shape: tuple[int, int] | None = None  # (layers, heads) if attention diagonals are stored (attention.py)
+    task_lines: list[str] | None = None  # a user's task definition (hsstore/tasks/usertask.py), stored as ``task``
     # int64 (S): each stored sentence's first position in the source's texts (hs embed's original order);
     # not in the fingerprint, so a corpus an older hs began (without it) resumes
     source_position: np.ndarray | None = None
@@ -78,6 +79,8 @@ class CorpusPlan:
             h.update(b"position_ids" + np.ascontiguousarray(self.position_ids).tobytes())
         if self.attention_shape is not None:  # eager attention, and one more array
             h.update(f"attention_diagonal{tuple(self.attention_shape)}".encode())
+        if self.task_lines is not None:  # the task's definition: a changed task file is another corpus
+            h.update(b"task\0" + "\n".join(self.task_lines).encode("utf-8"))
         return h.hexdigest()[:32]
 
 
@@ -256,8 +259,8 @@ class StoreWriter:
             storage.remove_tree(gdir)
             return "new"
         if attrs["fingerprint"] != fingerprint:
-            raise HsError(f"corpus {name!r} in {self.path} was dumped from other texts or settings; "
-                          f"pick another name (--corpus-name) or another --out")
+            raise HsError(f"corpus {name!r} in {self.path} was dumped from other texts, settings or task definition; "
+                          f"pick another name (--corpus-name, --task-name) or another --out")
         return "complete" if attrs.get("complete") else "resume"
 
     def open_corpus(self, plan: CorpusPlan, fingerprint: str, status: str, info: dict | None = None) -> "CorpusWriter":
@@ -284,15 +287,18 @@ class StoreWriter:
                     "token_kind": plan.token_kind, "batch_ends": plan.batch_ends}
         if plan.source_position is not None and "source_position" in corpus.attrs.get("manifest", {}):
             expected["source_position"] = plan.source_position  # only where the corpus was begun with it
+        if plan.task_lines is not None:
+            expected["task"] = plan.task_lines
         for name, want in expected.items():
+            strings = name in ("text", "task")
             try:
-                got = corpus.texts if name == "text" else corpus.small(name)
-                same = got == want if name == "text" else np.array_equal(got, want)
+                got = (corpus.texts if name == "text" else corpus.task_lines()) if strings else corpus.small(name)
+                same = got == want if strings else np.array_equal(got, want)
             except (HsError, KeyError):
                 same = False
             if not same:
-                if name == "text":
-                    _write_strings(g.require_group("text"), plan.texts)
+                if strings:
+                    _write_strings(g.require_group(name), want)
                 else:
                     _write_small(g, name, getattr(plan, name))
 
@@ -305,6 +311,8 @@ class StoreWriter:
             manifest["position_ids"] = _write_small(g, "position_ids", plan.position_ids, ("token",))
         if plan.source_position is not None:
             manifest["source_position"] = _write_small(g, "source_position", plan.source_position)
+        if plan.task_lines is not None:
+            manifest.update({f"task/{k}": v for k, v in _write_strings(g.create_group("task"), plan.task_lines).items()})
         layers = self.settings["layers"]
         manifest["layer"] = _write_small(g, "layer", np.asarray(layers, dtype=np.int32))
         manifest["sentence_length"] = _write_small(g, "sentence_length", np.diff(plan.offsets).astype(np.int32))

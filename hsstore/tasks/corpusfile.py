@@ -11,7 +11,8 @@ from hsstore.errors import HsError
 from .wikitext import sentences
 
 
-def _decode(path: Path, encoding: str) -> str:
+def decode_file(path: Path, encoding: str) -> str:
+    """The file's text; bytes that are not valid ``encoding`` are a one-line error naming the line."""
     raw = path.read_bytes()
     try:
         return raw.decode(encoding)
@@ -35,7 +36,7 @@ def read_corpus_file(path: str | Path, column: str | None = None, encoding: str 
         raise HsError(f"corpus file {path} does not exist")
     if path.is_dir():
         raise HsError(f"corpus file {path} is a directory; give a text, CSV, TSV or JSONL file")
-    text = _decode(path, encoding)
+    text = decode_file(path, encoding)
     if "\x00" in text:
         line = text[:text.index("\x00")].count("\n") + 1
         raise HsError(f"{path} line {line} holds a NUL byte (a binary file, or UTF-16 read as {encoding}?); "

@@ -8,6 +8,7 @@ task id, holding the deduplicated texts the task needs.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -117,6 +118,15 @@ class MtebClustering:
 
 
 @dataclass(frozen=True)
+class RetrievalPart:
+    """A retrieval task's queries and documents, each ``(id, text)`` in the task's order, and its
+    judgments ``(query id, document id, relevance)``."""
+    queries: tuple[tuple[str, str], ...]
+    documents: tuple[tuple[str, str], ...]
+    qrels: tuple[tuple[str, str, int], ...]
+
+
+@dataclass(frozen=True)
 class Task:
     """One evaluation. ``splits`` are the dataset splits whose texts the task's corpus holds."""
     id: str
@@ -142,10 +152,35 @@ class Task:
         """Deduplicated texts (first occurrence order) that the task's corpus must hold."""
         seen: dict[str, None] = {}
         for r in self.records():
-            seen.setdefault(r["text"], None)
-            if "text2" in r:
-                seen.setdefault(r["text2"], None)
+            for key in ("text", "text2"):  # a retrieval task's judgments hold no text
+                if key in r:
+                    seen.setdefault(r[key], None)
         return list(seen)
+
+    @property
+    def identity(self) -> str:
+        """Names the task's data in results records: a digest of its data file."""
+        return f"hs-data:{data_digest(self.dataset)}"
+
+    def provenance(self) -> dict:
+        """The task as results records name it: family, identity and where its data came from."""
+        return {"family": self.family, "identity": self.identity, "origin": f"data/{self.dataset}.jsonl.gz"}
+
+    def retrieval(self) -> RetrievalPart:
+        """A retrieval task's queries, documents and judgments, from its records (rows holding
+        ``query``, ``document`` or ``qrel``)."""
+        recs = self.records()
+        return RetrievalPart(tuple((r["query"], r["text"]) for r in recs if "query" in r),
+                             tuple((r["document"], r["text"]) for r in recs if "document" in r),
+                             tuple(tuple(r["qrel"]) for r in recs if "qrel" in r))
+
+    def roles(self) -> dict[str, list[str]]:
+        """Texts by role where the task's texts play different parts (a retrieval task's queries and
+        documents): the dump counts truncation per role, and a prompt template wraps the queries only."""
+        if self.family != "retrieval":
+            return {}
+        part = self.retrieval()
+        return {"queries": [t for _, t in part.queries], "documents": [t for _, t in part.documents]}
 
 
 def _tasks() -> list[Task]:
@@ -225,6 +260,12 @@ def get_task(name: str) -> Task:
         return TASKS[_ALIASES[name.lower()]]
     except KeyError:
         raise HsError(f"unknown task {name!r}; `hs tasks` lists the known ones") from None
+
+
+@lru_cache(maxsize=None)
+def data_digest(dataset: str) -> str:
+    """A short SHA-256 of a dataset's file in data/: the dataset revision hs evaluated."""
+    return hashlib.sha256((data_dir() / f"{dataset}.jsonl.gz").read_bytes()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=None)

@@ -6,7 +6,8 @@ where the tokenizer's own mask token goes. ``hs dump --template promptbert --tas
 - ``stsb~promptbert``: the templated texts. The stored ``text`` is the sentence itself (so tasks find
   their sentences); token kinds mark the sentence's tokens (0), special tokens (1), template tokens (2)
   and the read-out slot (3): the mask token, or for a template without ``[MASK]`` (PromptEOL, for
-  decoders) its last template token.
+  decoders) its last template token; a template with nothing after ``[X]`` (an instruction in front
+  of a retrieval query) has no read-out slot.
 - ``stsb~promptbert~empty``: the template with an empty sentence, once for each sentence length k
   (in tokens) that ``stsb~promptbert`` holds. Every token after the template's prefix gets its
   position id shifted by k, so the read-out slot sits at the position it has in a k-token sentence:
@@ -35,8 +36,11 @@ class Template:
 
     @property
     def readout(self) -> str:
-        """``mask`` (the mask token's state) or ``last`` (the last template token's state)."""
-        return "mask" if MASK in self.text else "last"
+        """``mask`` (the mask token's state), ``last`` (the last template token's state), or ``none`` for
+        a template with nothing after [X] (an instruction before the text, as retrieval queries get)."""
+        if MASK in self.text:
+            return "mask"
+        return "last" if self.text.split(SLOT)[1].strip() else "none"
 
 
 TEMPLATES = {t.name: t for t in [
