@@ -9,7 +9,7 @@ pooling kernel, post-processing), with DIR from ``hs fit STORE -r model``. The s
 StaticEmbedding folder and hs's own encoder, each against sentence-transformers' contextual model in
 the same run.
 
-    python benchmarks/encode.py --store /work/stores/ref --task stsb --json benchmarks/results/encode-cpu-minilm.json
+    python benchmarks/encode.py --store runs/enc --task stsb --json benchmarks/results/encode-cpu-minilm.json
     python benchmarks/encode.py                      # dumps STS-B into a temporary store first
 """
 from __future__ import annotations
