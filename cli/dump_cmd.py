@@ -176,7 +176,9 @@ def _sources(tasks, files, templates, corpus_name, column, encoding, skip_empty,
     for f in files:
         texts = read_corpus_file(f, column=column, encoding=encoding, skip_empty=skip_empty, fmt=corpus_format)
         name = check_corpus_name(corpus_name or f.stem, user=True)
-        sources.append(CorpusSource(name, texts, {"file": str(f), "column": column}))
+        # how the file was read, so that hs embed can read it again the same way (its original order)
+        sources.append(CorpusSource(name, texts, {"file": str(f.resolve()), "column": column, "encoding": encoding,
+                                                  "skip_empty": skip_empty, "format": corpus_format}))
     return with_templates(sources, list(templates)) if sources else []
 
 

@@ -21,6 +21,7 @@ from .report_cmd import report_command
 from .steps_cmd import steps_command
 from .store_cmds import export, info, show, verify
 from .tasks_cmd import tasks
+from .vectors_cmd import embed, encode, fit
 
 
 class HsGroup(click.Group):
@@ -62,10 +63,13 @@ def hs():
       hs eval runs/minilm --task stsb --layers last --pool mean
     Look inside a store:
       hs info runs/minilm;  hs show runs/minilm stsb 0
+    Take a recipe out: its vectors, the recipe fitted once, new texts encoded with it:
+      hs embed runs/minilm -t stsb -r 'layers=last' --out stsb.npy
+      hs fit runs/minilm -r 'post=whiten@wikitext2' --out fitted/;  hs encode fitted/ --input my.txt --out my.npy
     """
 
 
-for command in (dump, merge, tasks, info, show, export, verify):
+for command in (dump, merge, tasks, info, show, export, verify, embed, fit, encode):
     hs.add_command(command)
 hs.add_command(eval_command, "eval")
 hs.add_command(steps_command, "steps")

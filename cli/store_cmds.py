@@ -75,14 +75,22 @@ def _human(n: float) -> str:
 @click.command()
 @click.argument("store", type=STORE)
 def info(store):
-    """Show a store's model, settings and corpora (sizes, bytes per token, complete or not).
+    """Show a store's model, settings and corpora (sizes, bytes per token, complete or not), or what a
+    fitted recipe (hs fit --out DIR) holds, every file's checksum checked.
 
     \b
     Examples:
       hs info runs/minilm
       hs info s3://my-bucket/runs/minilm      # object storage (docs/scale.md)
       hs info runs/minilm.h5                  # an hs export
+      hs info fitted/                         # a folder of hs fit (docs/encoders.md)
     """
+    from analysis.fitted.folder import is_folder
+
+    if not isinstance(store, str) and is_folder(store):
+        from .vectors_cmd import print_fitted
+
+        return print_fitted(store)
     print_info(store)
 
 

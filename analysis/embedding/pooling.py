@@ -17,6 +17,8 @@ unchanged (views.py, docs/recipes.md).
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from hsstore.layers import parse_layers
@@ -32,8 +34,8 @@ from .tokens import Stream, check_level, token_weights
 class StoredStates:
     """Stored states of some layers of a corpus, read a block of tokens at a time (never whole)."""
 
-    def __init__(self, corpus: Corpus, layers: list[int], block_tokens: int | None = None):
-        self.corpus, self.layers = corpus, layers
+    def __init__(self, corpus: Corpus, layers: list[int], block_tokens: int | None = None, progress=None):
+        self.corpus, self.layers, self.progress = corpus, layers, progress  # progress(tokens) after each block
         self.block_tokens = block_tokens or BLOCK_CHUNKS * int(corpus.store.settings["chunk_tokens"])
 
     def rows(self, start: int, stop: int) -> np.ndarray:
@@ -70,6 +72,8 @@ def pool_streamed(states: StoredStates, layer_weights, offsets: np.ndarray, toke
         t0, t1 = int(offsets[s0]), int(offsets[s1])
         parts.append(pool_states(states.rows(t0, t1), layer_weights, offsets[s0:s1 + 1] - t0,
                                  token_weights[t0:t1], mode))
+        if states.progress is not None:
+            states.progress((t1 - t0) * len(states.layers))
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
@@ -157,19 +161,35 @@ def pool(states, layer_weights, stream: Stream, weights, step: Step, rows=None, 
 # ---- the pooler ----------------------------------------------------------------------------------
 
 class Pooler:
-    def __init__(self, store: Store, disk_cache: bool = True):
+    """Sentence matrices of recipes over the corpora of ``store``: a stored one (``hsstore.open``), or
+    one held in memory (memory.py: texts encoded for a fitted recipe), which has the same interface.
+
+    ``tables``: the static views' tables by (view key, layer), shared between poolers (a fitted
+    recipe brings its own); ``given_weights`` (``use_weights``): token weights computed by the caller."""
+
+    def __init__(self, store: Store, disk_cache: bool = True, tables: dict | None = None):
         self.store = store
         self.disk = DiskCache("matrices") if disk_cache else None
         self.pooled: dict[tuple, np.ndarray] = {}
         self.weights: dict[tuple, tuple[np.ndarray, str]] = {}
-        self.tables: dict[tuple, np.ndarray] = {}
+        self.tables: dict[tuple, np.ndarray] = {} if tables is None else tables
+        self.given_weights: dict[str, tuple[np.ndarray, str]] = {}
+        self.progress = None  # called with the token states read after each block (hs embed's bar)
         self.stats = {"computed": 0, "disk": 0, "memory": 0}
 
-    def cached_array(self, where: tuple[str, ...], name: str, signature: str, compute) -> np.ndarray:
+    def use_weights(self, corpus, weights: np.ndarray) -> None:
+        """Pool ``corpus``'s own token stream with these weights (one per token) instead of computing them:
+        the sentence-transformers weights module (encoder/st_modules.py) computes them with
+        ``tokens.token_weights``, as ``token_weights`` below does."""
+        weights = np.ascontiguousarray(weights, dtype=np.float32)
+        self.given_weights[corpus.fingerprint] = weights, "given-" + hashlib.sha256(weights.tobytes()).hexdigest()[:20]
+
+    def cached_array(self, where: tuple[str, ...], name: str, signature, compute) -> np.ndarray:
         """``compute()``, or its result saved earlier under the disk cache's ``where``/``name``: the one
-        place this module reads and writes the disk cache. ``signature`` names the state of the store
-        files the result is computed from (``Corpus.signature``), so a rewritten store misses."""
-        path = self.disk.path(*where, f"{name}-{signature}.npy") if self.disk is not None else None
+        place this module reads and writes the disk cache. ``signature()`` names the state of the store
+        files the result is computed from (``Corpus.signature``), so a rewritten store misses; it is
+        only asked for with the disk cache on (a corpus in memory has no files)."""
+        path = self.disk.path(*where, f"{name}-{signature()}.npy") if self.disk is not None else None
         out = self.disk.load(path) if path is not None else None
         if out is not None:
             self.stats["disk"] += 1
@@ -212,6 +232,8 @@ class Pooler:
         check_level(recipe, view.LEVEL, view.NAME)
         streams = self.streams(view, corpus, recipe)
         tkey = (streams["task"].key, tuple(map(str, recipe.drop)), str(recipe.weights))
+        if streams["task"].key in self.given_weights:  # the caller's, for the corpus's own stream (use_weights)
+            return streams["task"], *self.given_weights[streams["task"].key]
         if tkey not in self.weights:
             self.weights[tkey] = token_weights(recipe, streams["task"], streams)
         return streams["task"], *self.weights[tkey]
@@ -221,7 +243,7 @@ class Pooler:
         streamed, or the view's tables of them (K, V, H), gathered by token id, after its table steps."""
         read = view.states_corpus(corpus)
         if read is not None:
-            return StoredStates(read, layers), None
+            return StoredStates(read, layers, progress=self.progress), None
         for layer in layers:
             if (vkey, layer) not in self.tables:
                 table = view.table(self, layer)
@@ -268,11 +290,14 @@ class Pooler:
             return view.align(X, corpus)  # rows in the task corpus's order
 
         name = f"{'' if vkey == 'ctx' else vkey + '-'}L{layer}-{pool_step}-{wkey}"
-        # the state of the store files the matrix is computed from: the layer's chunks of the corpus whose
-        # states are read (the task's, or its templated variant), else its token arrays; plus the view's own
-        read = view.states_corpus(corpus)
-        signature = (corpus.signature(None) if read is None else read.signature(layer)) + \
-            view.signature(self.store, layer, corpus)
+
+        def signature():
+            # the state of the store files the matrix is computed from: the layer's chunks of the corpus whose
+            # states are read (the task's, or its templated variant), else its token arrays; plus the view's own
+            read = view.states_corpus(corpus)
+            return (corpus.signature(None) if read is None else read.signature(layer)) + \
+                view.signature(self.store, layer, corpus)
+
         self.pooled[key] = self.cached_array(("pooled", self.store.identity, corpus.fingerprint), name, signature,
                                              compute)
         return self.pooled[key]

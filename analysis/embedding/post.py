@@ -3,6 +3,11 @@
 Each is fitted on a reference matrix named by the recipe (the task's own sentences, Wikitext, or
 any stored corpus) and applied to the task's sentences. Each is a registered step (analysis/recipes/steps.py):
 a new one is one class here with ``@register``, its declarations, ``fit`` and ``transform``.
+
+What ``fit`` learns is held in attributes whose names end in ``_`` (scikit-learn's convention): a
+fitted recipe (analysis/fitted) saves exactly those and restores them into a fresh step. ``AFFINE``
+says the transform is ``x @ A + b`` for fitted A and b, which a static export folds into its token
+table (analysis/fitted/static.py).
 """
 from __future__ import annotations
 
@@ -16,12 +21,13 @@ from ..vectors import unit_rows
 
 class PostStep(StepType):
     AXIS, REF, LINEAR = "post", "task", False
+    AFFINE = False  # transform(x) = x @ A + b
 
 
 @register
 class ZScore(PostStep):
     """Per-dimension standardisation."""
-    NAME = "zscore"
+    NAME, AFFINE = "zscore", True
     DESCRIPTION = "per-dimension standardisation with REF's mean and deviation"
 
     def fit(self, X):
@@ -61,7 +67,7 @@ class QuantileUniform(PostStep):
 class Whiten(PostStep):
     """PCA whitening (rotate to principal axes, scale to unit variance) or ZCA (rotate back).
     ``k`` keeps the top k directions (PCA only)."""
-    NAME = "whiten"
+    NAME, AFFINE = "whiten", True
     PARAMS = (Param("mode", str, "pca", choices=("pca", "zca")),
               Param("k", int, None, low=1, help="top directions kept (pca only)"))
     DESCRIPTION = "whitening with REF's mean and covariance (pca: to principal axes; zca: rotated back)"
@@ -108,7 +114,7 @@ def _degenerate(kept: int, rows: int) -> str | None:
 @register
 class AllButTheTop(PostStep):
     """Mu & Viswanath (2018): subtract the mean, then remove the top ``d`` principal directions."""
-    NAME = "abtt"
+    NAME, AFFINE = "abtt", True
     PARAMS = (Param("d", int, 1, low=1, help="directions removed"),)
     DESCRIPTION = "all-but-the-top: subtract REF's mean and its top d principal directions"
 
@@ -130,7 +136,7 @@ class AllButTheTop(PostStep):
 @register
 class PCA(PostStep):
     """Projection onto the top ``k`` principal directions (no scaling)."""
-    NAME = "pca"
+    NAME, AFFINE = "pca", True
     PARAMS = (Param("k", int, 128, low=1, help="directions kept"),)
     DESCRIPTION = "projection onto REF's top k principal directions (no scaling)"
 
@@ -163,3 +169,26 @@ class L2(PostStep):
 def make(step: Step):
     """A fresh, unfitted post-processor for a recipe step."""
     return step.build()
+
+
+def apply(chain: list, X: np.ndarray) -> np.ndarray:
+    """A fitted chain applied in order, float32 out: the one place hs eval and the encoders transform."""
+    for step in chain:
+        X = step.transform(X)
+    return np.asarray(X, dtype=np.float32)
+
+
+def fitted_arrays(fitted) -> dict[str, np.ndarray]:
+    """What a fitted post-processor learned: its attributes ending in ``_``, as arrays (not its
+    ``warning_``, a message about the fit, which hs eval reports and a saved recipe does not need)."""
+    return {k: np.asarray(v) for k, v in vars(fitted).items() if k.endswith("_") and not isinstance(v, (str, type(None)))}
+
+
+def restore(step: Step, arrays: dict[str, np.ndarray]):
+    """A post-processor of ``step`` in the state ``fitted_arrays`` saved (no refitting)."""
+    out = make(step)
+    for key, value in arrays.items():
+        if not key.endswith("_"):
+            raise HsError(f"post-processor {step}: {key!r} is not a fitted attribute (they end in _)")
+        setattr(out, key, np.asarray(value))
+    return out

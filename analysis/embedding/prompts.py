@@ -178,7 +178,7 @@ class ReadOut(Pooling):
 
 @register
 class DropTemplate(StepType):
-    AXIS, NAME, LEVELS = "drop", "template", ("subword",)
+    AXIS, NAME, LEVELS, BY_ID = "drop", "template", ("subword",), False
     DESCRIPTION = "a template's own tokens and its read-out slot (with special: the sentence's tokens only)"
 
     def dropped(self, stream: Stream, refs: dict) -> np.ndarray:
@@ -188,7 +188,7 @@ class DropTemplate(StepType):
 
 @register
 class Ditto(Weights):
-    NAME, LEVELS = "ditto", ("subword",)
+    NAME, LEVELS, BY_ID = "ditto", ("subword",), False
     PARAMS = (Param("layer", int, 1, low=1, help="attention layer (1 = first block; Ditto's layer 0)"),
               Param("head", int, 9, low=0, help="attention head"))
     DESCRIPTION = "each token's self-attention a_ii at one layer and head (Ditto; hs dump --attention-diagonals)"

@@ -35,6 +35,7 @@ class Stream:
     known: np.ndarray | None = None  # (T,) bool, False where a word is out of the view's vocabulary
     kinds: np.ndarray | None = None  # (T,) uint8 stored token kinds (hsstore.format), subword streams only
     corpus: object = None  # the hsstore Corpus it comes from (for steps that read more of it)
+    stats: "Stats | None" = None  # a fitted reference's saved counts, which stand in for its tokens (fitted/)
 
     @property
     def n_sentences(self) -> int:
@@ -50,6 +51,14 @@ def store_stream(corpus) -> Stream:
         kinds = corpus.all_token_kinds
         _STREAMS[corpus] = Stream(corpus.fingerprint, corpus.all_token_ids, corpus.offsets, tuple(corpus.store.vocab),
                                   special=kinds == KIND_SPECIAL, kinds=kinds, corpus=corpus)
+    return _STREAMS[corpus]
+
+
+def stats_stream(corpus, stats: "Stats") -> Stream:
+    """The stream of a reference known by its counts alone (a fitted recipe's, analysis/fitted): no
+    tokens, and ``corpus_stats`` gives the saved counts. Kept for ``corpus`` like a stored stream."""
+    _STREAMS[corpus] = Stream(corpus.fingerprint, np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int64),
+                              tuple(corpus.store.vocab), stats=stats, corpus=corpus)
     return _STREAMS[corpus]
 
 
@@ -97,6 +106,8 @@ def corpus_stats(stream: Stream) -> Stats:
     Special tokens are counted like any other, so [CLS] and [SEP], present in every sentence, get
     an idf of 0 and a small SIF weight. Out-of-vocabulary words are not counted.
     """
+    if stream.stats is not None:
+        return stream.stats
     if stream.key not in _STATS:
         size = len(stream.vocab)
         ids = stream.ids.astype(np.int64)
@@ -123,6 +134,7 @@ def most_frequent(ref: Stream, n: int) -> np.ndarray:
 
 class Weights(StepType):
     AXIS = "weights"
+    BY_ID = True  # a function of the token id alone (a table per vocabulary id holds it: static exports)
 
     def vocab_weights(self, stats: Stats) -> np.ndarray:
         """A weight per vocabulary id from REF's statistics (most weights are one of these)."""
@@ -194,6 +206,7 @@ def zipf_weights(store, a: float) -> np.ndarray:
 @register
 class DropSpecial(StepType):
     AXIS, NAME, LEVELS = "drop", "special", ("subword",)
+    BY_ID = False  # the tokens the tokenizer adds around a text, not ids (a "[SEP]" typed in a text stays)
     DESCRIPTION = "the model's special tokens ([CLS], [SEP], ...)"
 
     def dropped(self, stream: Stream, refs: dict) -> np.ndarray:
@@ -202,7 +215,7 @@ class DropSpecial(StepType):
 
 @register
 class DropPunct(StepType):
-    AXIS, NAME = "drop", "punct"
+    AXIS, NAME, BY_ID = "drop", "punct", True
     DESCRIPTION = "tokens made only of punctuation and symbols"
 
     def dropped(self, stream: Stream, refs: dict) -> np.ndarray:
@@ -211,7 +224,9 @@ class DropPunct(StepType):
 
 @register
 class DropSubword(StepType):
-    AXIS, NAME, LEVELS = "drop", "subword", ("subword",)
+    # not by id alone: on a word-start vocabulary a text's first piece stays whatever its id (static
+    # exports, which fold drops into a table per id, refuse it)
+    AXIS, NAME, LEVELS, BY_ID = "drop", "subword", ("subword",), False
     DESCRIPTION = ("word pieces that continue a word (## in WordPiece; in byte-level BPE or SentencePiece, a piece "
                    "without the word-start mark that follows a piece of its own text)")
 
@@ -242,7 +257,7 @@ class DropUnknown(StepType):
 
 @register
 class DropFrequent(StepType):
-    AXIS, NAME, REF = "drop", "freq", "wikitext2"
+    AXIS, NAME, REF, BY_ID = "drop", "freq", "wikitext2", True
     PARAMS = (Param("n", int, 36, low=1, help="how many"),)
     DESCRIPTION = "the n most frequent non-special tokens of REF (`freq<N>` is short for `freq:n=N`)"
 

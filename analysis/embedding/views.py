@@ -85,6 +85,12 @@ class View(StepType):
         """Whether the view reads the store's input-embedding matrix (checked before a grid starts)."""
         return False
 
+    @classmethod
+    def is_static(cls) -> bool:
+        """Whether its vectors come from a table (``table``) rather than stored states: a fitted recipe
+        saves the table, and encodes new texts with it without running the model."""
+        return cls.states_corpus is View.states_corpus
+
 
 _LAYERS = Param("layers", str, None, check=check_syntax, help="this part's layers, else the recipe's")
 
@@ -162,7 +168,7 @@ class Averaged(View):
     def table(self, pooler, layer):
         ref = pooler.store.corpus(self.ref)
         sums = pooler.cached_array(("tables", pooler.store.identity, ref.fingerprint), f"avg-sum-L{layer}",
-                                   ref.signature(layer), lambda: state_sums(ref, layer, len(pooler.store.vocab)))
+                                   lambda: ref.signature(layer), lambda: state_sums(ref, layer, len(pooler.store.vocab)))
         counts = self.counts(pooler)
         seen = counts > 0
         out = np.zeros(sums.shape, dtype=np.float32)

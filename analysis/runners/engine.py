@@ -123,7 +123,8 @@ class Engine:
         return self._evaluators[task.id]
 
     def embed(self, task_id: str, recipe: Recipe) -> np.ndarray:
-        """Post-processed sentence matrix of a task's corpus under ``recipe``."""
+        """Post-processed sentence matrix of a corpus under ``recipe``, rows in stored order (runners/embed.py
+        gives them in the corpus's original order)."""
         return self._embed(task_id, recipe)[0]
 
     def _embed(self, task_id: str, recipe: Recipe) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -132,22 +133,18 @@ class Engine:
         X = self.pooler.embed(corpus, recipe)
         if not recipe.post:
             return X, ()
-        chain = self._chain(corpus, recipe, X)
-        return self._apply(chain, X), self._fit_warnings.get(self._chain_key(corpus, recipe), ())
-
-    @staticmethod
-    def _apply(chain: list, X: np.ndarray) -> np.ndarray:
-        for step in chain:
-            X = step.transform(X)
-        return np.asarray(X, dtype=np.float32)
+        chain = self.fit_post(corpus, recipe, X)
+        return post_mod.apply(chain, X), self._fit_warnings.get(self._chain_key(corpus, recipe), ())
 
     @staticmethod
     def _chain_key(corpus, recipe: Recipe) -> tuple:
         uses_task = any(s.ref == "task" for s in recipe.post)
         return str(recipe), corpus.fingerprint if uses_task else None
 
-    def _chain(self, corpus, recipe: Recipe, X_task: np.ndarray) -> list:
-        """Fit the post-processing steps in order, each on its reference passed through the earlier ones."""
+    def fit_post(self, corpus, recipe: Recipe, X_task: np.ndarray | None) -> list:
+        """The recipe's post-processing steps fitted in order, each on its reference passed through the
+        earlier ones; ``@task`` steps on ``X_task``, the matrix of ``corpus`` (a fitted recipe names
+        every reference, analysis/fitted, and passes None)."""
         bare = replace(recipe, post=())
         key = self._chain_key(corpus, recipe)
         if key in self._chains:
@@ -155,7 +152,7 @@ class Engine:
         fitted, warnings = [], []
         for step in recipe.post:
             ref = X_task if step.ref in ("task", None) else self.pooler.embed(self.store.corpus(step.ref), bare)
-            fitted.append(post_mod.make(step).fit(self._apply(fitted, ref)))
+            fitted.append(post_mod.make(step).fit(None if ref is None else post_mod.apply(fitted, ref)))
             if getattr(fitted[-1], "warning_", None):
                 where = f"{corpus.name}'s own sentences" if step.ref in ("task", None) else step.ref
                 warnings.append(f"post={step} fitted on {where}: {fitted[-1].warning_}")

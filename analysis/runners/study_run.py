@@ -37,9 +37,11 @@ from .threads import default_jobs, limit_worker_thread, single_threaded
 
 # packages whose source decides the numbers (every module of each at any depth: conservative, never
 # stale), less the grid and this runner (they choose which (recipe, task) pairs to evaluate, not what a
-# pair scores) and the report (it reads results files, it computes none)
+# pair scores), the report (it reads results files, it computes none) and what takes vectors out of hs
+# (fitted recipes, vector files, hs embed: no evaluation imports them)
 CODE_PACKAGES = ("analysis", "hsstore")
-NOT_NUMBERS = ("analysis.runners.study", "analysis.runners.study_run", "analysis.report")
+NOT_NUMBERS = ("analysis.runners.study", "analysis.runners.study_run", "analysis.report", "analysis.fitted",
+               "analysis.runners.embed", "analysis.results.vector_files")
 
 
 def code_digest() -> str:

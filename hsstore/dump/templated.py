@@ -16,7 +16,7 @@ from hsstore.errors import HsError
 from hsstore.format.layout import KIND_MASK, KIND_SPECIAL, KIND_TEMPLATE, KIND_TEXT, empty_label
 from hsstore.tasks.templates import EMPTY, MASK, SEPARATOR, SLOT, Template
 
-from .plan import dedupe, plan_corpus, plan_rows
+from .plan import dedupe, first_positions, plan_corpus, plan_rows
 
 
 class TemplateTokens:
@@ -28,7 +28,7 @@ class TemplateTokens:
         if template.readout == "mask" and mask_id is None:
             raise HsError(f"template {template.name!r} has a [MASK] slot, but this model's tokenizer has no mask "
                           f"token; use a template without [MASK] (e.g. prompteol, read at its last token)")
-        self.head, self.tail = _special_frame(tokenizer)
+        self.head, self.tail = special_frame(tokenizer)
         before, after = template.text.split(SLOT)
         self.space_before_sentence = before.endswith(" ")  # the space belongs to the sentence's first word
         self.prefix = _encode(tokenizer, before.rstrip(" ")) if before.strip() else []
@@ -80,7 +80,7 @@ def _encode(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def _special_frame(tokenizer) -> tuple[list[int], list[int]]:
+def special_frame(tokenizer) -> tuple[list[int], list[int]]:
     """The special tokens the tokenizer puts before and after a single text (e.g. [CLS] ... [SEP])."""
     probe = "hello"
     plain = _encode(tokenizer, probe)
@@ -132,7 +132,8 @@ def plan_source(loaded, src, max_length: int, batch_tokens: int, max_batch: int)
     if not src.empty:
         rows = [(ids, kinds, None) for ids, kinds, _, _ in wrapped]
         source = {**src.source, "template": info}
-        return plan_rows(src.name, texts, rows, sum(w[3] for w in wrapped), source, batch_tokens, max_batch)
+        return plan_rows(src.name, texts, rows, sum(w[3] for w in wrapped), source, batch_tokens, max_batch,
+                         first_positions(src.texts))
     lengths = sorted({k for _, _, k, _ in wrapped})
     rows = empty_rows(tt, lengths, position_base(loaded.model))
     labels = [empty_label(src.template.text, k) for k in lengths]

@@ -29,6 +29,7 @@ MANIFEST_ROWS = 256  # hidden_crc32c rows per chunk file: a commit rewrites at m
 DIMENSIONS = {"hidden": ("layer", "token", "feature"), "hidden_crc32c": ("hidden_chunk", "layer"),
               "layer": ("layer",), "token_ids": ("token",), "token_kind": ("token",), "offsets": ("sentence_edge",),
               "sentence_length": ("sentence",), "batch_ends": ("batch",), "position_ids": ("token",),
+              "source_position": ("sentence",),
               "input_embeddings": ("vocab", "feature")}  # statics/: older stores lack these names there
 STRING_DIMENSIONS = {"text": ("text_byte", "sentence_edge"), "vocab": ("vocab_byte", "vocab_edge"),
                      "task": ("task_byte", "task_line_edge")}  # a user's task definition, one JSON line a row
@@ -37,8 +38,8 @@ STRING_DIMENSIONS = {"text": ("text_byte", "sentence_edge"), "vocab": ("vocab_by
 ARRAY_DTYPES = {"text/bytes": np.uint8, "text/offsets": np.int64, "task/bytes": np.uint8, "task/offsets": np.int64,
                 "offsets": np.int64, "token_ids": np.int32,
                 "token_kind": np.uint8, "batch_ends": np.int64, "position_ids": np.int32, "layer": np.int32,
-                "sentence_length": np.int32, "hidden_crc32c": np.uint32, "attention_diagonal": np.float16,
-                "attention_diagonal_crc32c": np.uint32}
+                "sentence_length": np.int32, "source_position": np.int64, "hidden_crc32c": np.uint32,
+                "attention_diagonal": np.float16, "attention_diagonal_crc32c": np.uint32}
 
 
 def corpus_shapes(attrs: dict, layers: list[int], hidden_size: int, chunk: int) -> dict[str, tuple[int, ...]]:
@@ -48,12 +49,17 @@ def corpus_shapes(attrs: dict, layers: list[int], hidden_size: int, chunk: int) 
     cols = math.ceil(T / chunk) if chunk else 0
     shapes = {"text/offsets": (S + 1,), "offsets": (S + 1,), "token_ids": (T,), "token_kind": (T,),
               "batch_ends": (int(attrs["n_batches"]),), "position_ids": (T,), "layer": (L,), "sentence_length": (S,),
-              "hidden": (L, T, hidden_size), "hidden_crc32c": (cols, L)}
+              "hidden": (L, T, hidden_size), "hidden_crc32c": (cols, L), "source_position": (S,)}
     if "attention_layers" in attrs:
         A = len(attrs["attention_layers"])
         shapes.update({"attention_diagonal": (A, T, int(attrs["attention_heads"])),
                        "attention_diagonal_crc32c": (cols, A)})
     return shapes
+
+
+def stored_order(lengths: np.ndarray) -> np.ndarray:
+    """The order sentences are stored in: by token count, ties in source order (a stable sort)."""
+    return np.argsort(np.asarray(lengths), kind="stable")
 
 
 def default_chunk_tokens(hidden_size: int, dtype: str) -> int:

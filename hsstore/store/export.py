@@ -43,7 +43,8 @@ def export_hdf5(store: Store, out: Path, progress: bool = True, corpora: list[st
         raise
 
 
-_SMALL = ("offsets", "token_ids", "token_kind", "batch_ends", "sentence_length")  # a corpus's 1-D arrays
+_SMALL = ("offsets", "token_ids", "token_kind", "batch_ends", "sentence_length",  # a corpus's 1-D arrays
+          "source_position")
 
 
 def _bytes_needed(store: Store, corpora: list[str]) -> int:
@@ -102,7 +103,7 @@ def _write(store: Store, corpora: list[str], tmp: Path, progress: bool) -> None:
             for part in ("bytes", "offsets"):
                 text.create_dataset(part, data=corpus.small("text", part))
             for part in _SMALL:
-                if corpus.has(part):  # sentence_length: not in stores made before it existed
+                if corpus.has(part):  # sentence_length, source_position: not in stores made before them
                     g.create_dataset(part, data=corpus.small(part))
             if corpus.has("task"):  # a user's task definition (docs/tasks.md)
                 task = g.create_group("task")

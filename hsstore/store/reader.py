@@ -559,6 +559,12 @@ class Corpus:
         return self._plan.token_kinds
 
     @cached_property
+    def source_positions(self) -> np.ndarray | None:
+        """Each stored sentence's first position in the texts it was dumped from (int64), or None for
+        a corpus dumped before hs recorded it."""
+        return np.asarray(self.small("source_position"), dtype=np.int64) if self.has("source_position") else None
+
+    @cached_property
     def sentence_ids(self) -> dict[str, int]:
         return {t: i for i, t in enumerate(self.texts)}
 

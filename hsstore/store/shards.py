@@ -351,7 +351,7 @@ def _plan_of(corpus) -> CorpusPlan:
     positions = corpus.small("position_ids") if corpus.has("position_ids") else None
     return CorpusPlan(corpus.name, corpus.texts, corpus.offsets, corpus.all_token_ids, corpus.all_token_kinds,
                       corpus.small("batch_ends"), attrs["truncated"], attrs["source"], position_ids=positions,
-                      task_lines=corpus.task_lines())
+                      source_position=corpus.source_positions, task_lines=corpus.task_lines())
 
 
 def check_local(out) -> None:

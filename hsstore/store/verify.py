@@ -115,6 +115,10 @@ def _shapes(report: Report, corpus, where: str) -> None:
         report.bad(f"{where} array layer", f"not the store's layers {corpus.store.layers}")
     if not np.array_equal(corpus.small("sentence_length"), np.diff(offsets)):
         report.bad(f"{where} array sentence_length", "not the sentences' token counts (np.diff(offsets))")
+    positions = corpus.source_positions
+    if positions is not None and (len(positions) != S or len(np.unique(positions)) != S or
+                                  (S and positions.min() < 0)):
+        report.bad(f"{where} array source_position", f"not {S} distinct positions of the source's texts")
 
 
 def _token_chunked(report: Report, corpus, name: str, cols: int, deep: bool, where: str) -> int | None:
@@ -157,7 +161,7 @@ def _corpus(report: Report, store, name: str, deep: bool, repair: bool) -> None:
     base = corpus.dir
     manifest = corpus.attrs.get("manifest") if store.has_manifest else None
     rels = ("text/bytes", "text/offsets", "offsets", "token_ids", "token_kind", "batch_ends")
-    rels += tuple(k for k in (manifest or {}) if k not in rels)  # layer, sentence_length, position_ids
+    rels += tuple(k for k in (manifest or {}) if k not in rels)  # layer, sentence_length, position_ids, source_position
     plan_ok = True
     for rel in rels:
         try:

@@ -58,6 +58,9 @@ class CorpusPlan:
     position_ids: np.ndarray | None = None      # int32 (T): set only where the dump passes its own (templates.py)
     attention_shape: tuple[int, int] | None = None  # (layers, heads) if attention diagonals are stored (attention.py)
     task_lines: list[str] | None = None  # a user's task definition (hsstore/tasks/usertask.py), stored as ``task``
+    # int64 (S): each stored sentence's first position in the source's texts (hs embed's original order);
+    # not in the fingerprint, so a corpus an older hs began (without it) resumes
+    source_position: np.ndarray | None = None
 
     @property
     def n_sentences(self) -> int:
@@ -310,6 +313,8 @@ class StoreWriter:
         """Rewrite any plan array of a resumed corpus that is missing, damaged or not the plan's."""
         corpus = Store(self.path).corpus(plan.name, allow_incomplete=True)
         for name, want in plan_arrays(plan, self.settings["layers"]).items():
+            if name == "source_position" and name not in corpus.attrs.get("manifest", {}):
+                continue  # a corpus begun before hs recorded it keeps its arrays as they are
             try:
                 same = np.array_equal(corpus.small(*name.split("/")), want)
             except (HsError, KeyError):
@@ -343,6 +348,8 @@ def plan_arrays(plan: CorpusPlan, layers: list[int]) -> dict[str, np.ndarray]:
               "token_kind": plan.token_kind, "batch_ends": plan.batch_ends}
     if plan.position_ids is not None:
         arrays["position_ids"] = plan.position_ids
+    if plan.source_position is not None:  # each stored sentence's place in its source (hs embed's order)
+        arrays["source_position"] = plan.source_position
     if plan.task_lines is not None:  # a user's task definition, one JSON line a row
         arrays["task/bytes"], arrays["task/offsets"] = encode_strings(plan.task_lines)
     arrays.update(layer=np.asarray(layers), sentence_length=np.diff(plan.offsets))
