@@ -6,6 +6,7 @@ from pathlib import Path
 
 from hsstore.dump import model as model_mod
 from hsstore.errors import HsError, StoreError
+from hsstore.format.digests import model_differences
 
 TOKENIZER_DIR = "tokenizer"  # in a fitted folder
 
@@ -28,9 +29,13 @@ def load_model(identity: dict, model: str | None = None):
             error = exc
     else:
         raise HsError(f"{error}; give the model the recipe was fitted for with --model (Encoder.load(..., model=))")
-    if not model_mod.same_model(loaded.identity, identity):
+    model_mod.match_stored_config(loaded, [identity])  # a store an older hs made hashed the model's path too
+    differ = model_differences(loaded.identity, identity)
+    if differ:
+        why = (" (its digest covers the transformers version too: was transformers upgraded since the fit?)"
+               if differ == ["config_sha256"] else "")
         raise HsError(f"model {loaded.identity['name']!r} is not the model the recipe was fitted for, "
-                      f"{_describe(identity)}: give that model")
+                      f"{_describe(identity)}: it differs in {', '.join(differ)}{why}; give that model")
     return loaded
 
 

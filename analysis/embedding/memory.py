@@ -120,6 +120,10 @@ class MemoryCorpus:
     def raw(self, name: str) -> np.ndarray:
         return self.arrays[name]
 
+    def read(self, name: str, position: int) -> np.ndarray:
+        """Row ``position`` of a per-token array (the stored corpus's checked read, here in memory)."""
+        return self.arrays[name][position]
+
     def _position(self, layer: int) -> int:
         if self.states is None or layer not in self.layers:
             raise HsError(f"{self.name!r}: layer {layer} was not computed for these texts (layers {self.layers})")
