@@ -28,6 +28,8 @@ class MemoryStore:
 
     is_zarr = False
     layer_position = Store.layer_position  # the reader's own check, over this store's layers
+    # the reader's own properties, read from this store's model and settings
+    layers, n_model_layers, hidden_size = Store.layers, Store.n_model_layers, Store.hidden_size
 
     def __init__(self, model: dict, settings: dict, vocab: list[str], identity: str, path: str,
                  input_embeddings: np.ndarray | None = None):
@@ -35,18 +37,6 @@ class MemoryStore:
         self.path = path  # where the recipe came from, for error messages
         self._input = input_embeddings
         self._corpora: dict[str, object] = {}
-
-    @property
-    def layers(self) -> list[int]:
-        return list(self.settings["layers"])
-
-    @property
-    def n_model_layers(self) -> int:
-        return int(self.model["n_layers"])
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.model["hidden_size"])
 
     @property
     def corpora(self) -> list[str]:
